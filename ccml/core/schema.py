@@ -1,0 +1,189 @@
+"""The declarative feature schema: what a dataset's columns mean, loaded from TOML.
+
+Everything dataset-specific (column names, ranges, categories, which target value means
+"completed", how the synthetic generator shapes each feature) lives in a schema file, so a
+new dataset needs only a new file. The built-in default describes the course-engagement data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ccml.core.errors import SchemaError
+
+FeatureType = Literal["numeric", "integer", "categorical", "boolean"]
+Category = str | int
+DEFAULT_SCHEMA_RESOURCE = "engagement.toml"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticHints(_Frozen):
+    """How the synthetic generator draws this feature (see ``ccml.models.synthetic``).
+
+    ``loading`` ties the feature to the latent engagement level (-1..1); ``weight`` is its
+    effect on the log-odds of completion per standard deviation; ``low``/``high`` narrow the
+    drawn range inside the valid one; ``weights`` give categorical frequencies.
+    """
+
+    loading: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    weight: float = 0.0
+    low: float | None = None
+    high: float | None = None
+    weights: list[float] | None = None
+
+
+class Feature(_Frozen):
+    """One model input: its API name, CSV column, type and valid values."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
+    column: str
+    type: FeatureType
+    description: str = ""
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    categories: list[Category] | None = None
+    labels: dict[str, str] | None = None
+    example: Category | float | bool | None = None
+    synthetic: SyntheticHints = SyntheticHints()
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> Self:
+        if self.type in ("numeric", "integer"):
+            if self.min is None or self.max is None:
+                raise ValueError(f"feature {self.name!r}: a {self.type} feature must declare min and max")
+            if self.min >= self.max:
+                raise ValueError(f"feature {self.name!r}: min must be below max")
+            if self.categories is not None:
+                raise ValueError(f"feature {self.name!r}: only categorical features have categories")
+        elif self.type == "categorical":
+            if not self.categories:
+                raise ValueError(f"feature {self.name!r}: a categorical feature must list its categories")
+            if len(set(map(str, self.categories))) != len(self.categories):
+                raise ValueError(f"feature {self.name!r}: categories must be unique")
+            if len({type(c) for c in self.categories}) != 1:
+                raise ValueError(f"feature {self.name!r}: categories must be all strings or all integers")
+        elif self.min is not None or self.max is not None or self.categories is not None:
+            raise ValueError(f"feature {self.name!r}: a boolean feature takes no range or categories")
+        return self
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in ("numeric", "integer", "boolean")
+
+    def example_value(self) -> Category | float | bool:
+        """A valid value for documentation: the declared example, else a mid-range one."""
+        if self.example is not None:
+            return self.example
+        if self.type == "categorical":
+            assert self.categories is not None
+            return self.categories[0]
+        if self.type == "boolean":
+            return False
+        assert self.min is not None and self.max is not None
+        middle = (self.min + self.max) / 2
+        return int(middle) if self.type == "integer" else middle
+
+
+class Target(_Frozen):
+    """The label column and which of its values means the student completed."""
+
+    column: str
+    completed_value: Category
+    labels: tuple[str, str] = ("Not Completed", "Completed")
+    description: str = ""
+
+
+class Synthetic(_Frozen):
+    """Dataset-level parameters of the synthetic generator."""
+
+    positive_rate: Annotated[float, Field(gt=0, lt=1)] = 0.4
+    missing_rate: Annotated[float, Field(ge=0, lt=0.5)] = 0.01
+    noise: Annotated[float, Field(ge=0)] = 1.0
+    id_start: int = 1
+
+
+class FeatureSchema(_Frozen):
+    """A dataset's features, target and ignored id columns."""
+
+    name: str
+    description: str = ""
+    id_columns: list[str] = []
+    target: Target
+    features: Annotated[list[Feature], Field(min_length=1)]
+    synthetic: Synthetic = Synthetic()
+
+    @model_validator(mode="after")
+    def _check_unique(self) -> Self:
+        for what, values in (
+            ("feature names", [f.name for f in self.features]),
+            ("source columns", [f.column for f in self.features] + [self.target.column] + self.id_columns),
+        ):
+            duplicates = sorted({v for v in values if values.count(v) > 1})
+            if duplicates:
+                raise ValueError(f"{what} must be unique; repeated: {duplicates}")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def columns(self) -> list[str]:
+        """Source columns a training CSV must have."""
+        return [f.column for f in self.features] + [self.target.column]
+
+    def feature(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON form: equal schemas, equal fingerprints."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def example_record(self) -> dict[str, Category | float | bool]:
+        return {f.name: f.example_value() for f in self.features}
+
+    @classmethod
+    def from_toml(cls, text: str, *, origin: str = "<string>") -> FeatureSchema:
+        try:
+            data: dict[str, Any] = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SchemaError(f"schema {origin} is not valid TOML: {exc}") from exc
+        return cls.from_dict(data, origin=origin)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, origin: str = "<dict>") -> FeatureSchema:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()
+            )
+            raise SchemaError(f"schema {origin} is invalid: {problems}") from exc
+
+
+def load_schema(path: Path | str | None = None) -> FeatureSchema:
+    """Load a schema file, or the built-in engagement schema when ``path`` is None."""
+    if path is None:
+        text = resources.files("ccml.schemas").joinpath(DEFAULT_SCHEMA_RESOURCE).read_text("utf-8")
+        return FeatureSchema.from_toml(text, origin=f"builtin:{DEFAULT_SCHEMA_RESOURCE}")
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise SchemaError(f"cannot read schema file {path}: {exc.strerror or exc}") from exc
+    return FeatureSchema.from_toml(text, origin=str(path))

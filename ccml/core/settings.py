@@ -1,0 +1,118 @@
+"""Settings: every knob, read once from ``CCML_*`` environment variables (and ``.env``).
+
+Entry points build one ``Settings`` and pass it down; nothing reads the environment at
+import time. Component names are checked against their registries here, so a typo fails at
+start-up with the list of known names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ccml.core.errors import ConfigError
+from ccml.core.registry import MODEL_STORES, PREDICTORS, TRAINERS
+from ccml.core.schema import FeatureSchema, load_schema
+
+Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "brier"]
+LogFormat = Literal["auto", "json", "console"]
+
+
+class Settings(BaseSettings):
+    """ccml's configuration. Field ``x`` is read from ``CCML_X`` (case-insensitive)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CCML_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+        populate_by_name=True,
+    )
+
+    # Components
+    storage: str = Field("local", description="Model store and default data source: local | s3 | a plugin.")
+    trainer: str = Field("random_forest", description="random_forest | hist_gradient_boosting | logistic_regression.")
+    trainer_params: dict[str, Any] = Field(
+        default_factory=dict, description='Estimator hyper-parameters as JSON, e.g. {"n_estimators": 200}.'
+    )
+    predictor: str = Field("sklearn", description="Inference backend: sklearn | a plugin.")
+    schema_file: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("schema", "CCML_SCHEMA", "schema_file"),
+        description="Feature schema TOML; unset = the built-in engagement schema.",
+    )
+
+    # Local storage
+    home: Path = Field(Path(".ccml"), description="Root of the local model store and data.")
+
+    # Training and evaluation
+    holdout_fraction: Annotated[float, Field(gt=0, lt=0.9)] = 0.2
+    cv_folds: Annotated[int, Field(ge=0, le=20)] = Field(0, description="k-fold cross-validation (0 = off, else >= 2).")
+    random_state: int = 42
+    min_rows: Annotated[int, Field(ge=2)] = Field(50, description="Fewer valid rows than this refuse to train.")
+    decision_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+
+    # Promotion gate
+    promotion_metric: Metric = "roc_auc"
+    promotion_tolerance: Annotated[float, Field(ge=0)] = Field(
+        0.005, description="Promote if challenger >= champion - tolerance (on the challenger's holdout)."
+    )
+    promotion_floor: float = Field(0.70, description="The first version must reach this score to become champion.")
+
+    # Integrity
+    signing_key: SecretStr | None = Field(
+        None, description="HMAC key: when set, artifacts are signed on save and verified before unpickling."
+    )
+
+    # Logging
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: LogFormat = "auto"
+
+    @field_validator("storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        return MODEL_STORES.check(value)
+
+    @field_validator("trainer")
+    @classmethod
+    def _known_trainer(cls, value: str) -> str:
+        return TRAINERS.check(value)
+
+    @field_validator("predictor")
+    @classmethod
+    def _known_predictor(cls, value: str) -> str:
+        return PREDICTORS.check(value)
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _cv_folds(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("cross-validation needs at least 2 folds (0 turns it off)")
+        return value
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Build settings from the environment, turning validation errors into ``ConfigError``."""
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            problems = "; ".join(f"CCML_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"invalid settings: {problems}") from exc
+
+    def feature_schema(self) -> FeatureSchema:
+        return load_schema(self.schema_file)
+
+    def signing_key_bytes(self) -> bytes | None:
+        return self.signing_key.get_secret_value().encode() if self.signing_key else None
+
+    @property
+    def models_root(self) -> Path:
+        return self.home / "models"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as JSON-ready values, secrets replaced by ``**********``."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,100 @@
+"""Plain value types passed between components."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+
+from ccml.core.artifact import Manifest, ModelArtifact
+from ccml.core.schema import FeatureSchema
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A raw training table as read from its source, with provenance.
+
+    ``frame`` holds the file's cells as text (missing cells as NaN): typing and range
+    checks belong to validation, which reports every problem at once.
+    ``identity`` names the exact object read (path and mtime, or S3 key and ETag).
+    """
+
+    frame: pd.DataFrame
+    fingerprint: str
+    source: dict[str, str]
+    identity: str
+
+
+@dataclass(frozen=True)
+class ValidatedTable:
+    """A table that passed validation: typed feature columns named as in the schema."""
+
+    features: pd.DataFrame
+    target: np.ndarray[Any, np.dtype[np.int8]]
+    schema: FeatureSchema
+    fingerprint: str
+    source: dict[str, str]
+    rows_read: int
+    duplicates_dropped: int
+
+    @property
+    def rows(self) -> int:
+        return len(self.features)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A trained model and the holdout it was scored on (kept for the promotion gate)."""
+
+    artifact: ModelArtifact
+    holdout_features: pd.DataFrame
+    holdout_target: np.ndarray[Any, np.dtype[np.int8]]
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    id: str
+    manifest: Manifest
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    """Where an alias points now, and the versions it pointed to before (oldest first)."""
+
+    alias: str
+    version: str
+    previous: tuple[str, ...] = ()
+    updated_at: str = ""
+
+
+HistoryAction = Literal["promote", "force_promote", "rollback"]
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    at: datetime
+    action: HistoryAction
+    alias: str
+    version: str
+    previous: str | None
+    reason: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probability: float
+    completed: bool
+    label: str
+
+
+class LambdaContext(Protocol):
+    """The parts of AWS Lambda's context object that ccml uses."""
+
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int: ...

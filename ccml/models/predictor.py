@@ -1,0 +1,30 @@
+"""The scikit-learn predictor: runs the artifact's fitted pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ccml.core.artifact import ModelArtifact
+from ccml.core.contracts import Predictor, Probabilities, Records
+from ccml.core.settings import Settings
+
+
+class SklearnPredictor(Predictor):
+    """Encodes records with the pipeline's own ``SchemaEncoder`` (no DataFrame needed for
+    mappings), then runs the rest of the pipeline on the float matrix."""
+
+    def __init__(self, artifact: ModelArtifact, threshold: float = 0.5) -> None:
+        super().__init__(artifact, threshold)
+        pipeline = artifact.pipeline
+        self._encoder = pipeline.named_steps["encode"]
+        self._model = pipeline[1:]
+        classes = list(pipeline.classes_)
+        self._positive = classes.index(1)
+
+    def _predict_proba(self, records: Records) -> Probabilities:
+        matrix = self._encoder.transform(records)
+        return np.asarray(self._model.predict_proba(matrix)[:, self._positive], dtype=np.float64)
+
+
+def build_sklearn_predictor(settings: Settings, artifact: ModelArtifact) -> SklearnPredictor:
+    return SklearnPredictor(artifact, threshold=settings.decision_threshold)

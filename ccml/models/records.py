@@ -1,0 +1,105 @@
+"""Schema-generated validation of prediction records (shared by the API and the CLI).
+
+``record_model(schema)`` builds a strict pydantic model: one required field per feature with
+its type, range or allowed categories, description and example; unknown fields, NaN, +-inf,
+and booleans or strings where a number is expected are all rejected with the field named.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from ccml.core.errors import InvalidInputError
+from ccml.core.schema import Feature, FeatureSchema
+
+
+def _reject_bool(value: object) -> object:
+    # bool is a subclass of int: without this, true would pass as category 1.
+    if isinstance(value, bool):
+        raise ValueError("Input should be one of the listed categories, not a boolean")
+    return value
+
+
+def _field_type(feature: Feature) -> Any:
+    description = feature.description + (f" ({feature.unit})" if feature.unit else "")
+    if feature.labels:
+        description += " Labels: " + ", ".join(f"{k} = {v}" for k, v in feature.labels.items()) + "."
+    info = Field(description=description.strip(), examples=[feature.example_value()], title=feature.column)
+    if feature.type == "categorical":
+        assert feature.categories is not None
+        literal = Literal[tuple(feature.categories)]  # type: ignore[valid-type]
+        return Annotated[literal, BeforeValidator(_reject_bool), info]
+    if feature.type == "boolean":
+        return Annotated[bool, info]
+    bounds = Field(ge=feature.min, le=feature.max, allow_inf_nan=False)
+    return Annotated[int if feature.type == "integer" else float, bounds, info]
+
+
+@lru_cache(maxsize=16)
+def _cached_model(schema: FeatureSchema) -> type[BaseModel]:
+    fields: dict[str, Any] = {feature.name: (_field_type(feature), ...) for feature in schema.features}
+    return create_model(
+        "StudentFeatures",
+        __config__=ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [schema.example_record()]}),
+        __doc__=f"One student's features, as declared by the feature schema {schema.name!r}.",
+        **fields,
+    )
+
+
+def record_model(schema: FeatureSchema) -> type[BaseModel]:
+    """The pydantic model of one prediction record for ``schema`` (cached per schema)."""
+    return _cached_model(schema)
+
+
+def _native(value: Any, feature: Feature) -> Any:
+    """A CSV cell as the plain Python value its feature expects (NaN -> None)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    wants_int = feature.type == "integer" or (feature.type == "categorical" and isinstance((feature.categories or [""])[0], int))
+    if wants_int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if feature.type == "numeric" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def records_from_frame(frame: pd.DataFrame, schema: FeatureSchema) -> list[dict[str, Any]]:
+    """Rows of a CSV-shaped frame (source columns or feature names) as feature-name records."""
+    records = []
+    for row in frame.to_dict(orient="records"):
+        record: dict[str, Any] = {}
+        for feature in schema.features:
+            if feature.column in row:
+                record[feature.name] = _native(row[feature.column], feature)
+            elif feature.name in row:
+                record[feature.name] = _native(row[feature.name], feature)
+        records.append(record)
+    return records
+
+
+def validate_records(raw: list[Any], schema: FeatureSchema) -> list[dict[str, Any]]:
+    """Validate records strictly; raise ``InvalidInputError`` naming record and field."""
+    model = record_model(schema)
+    problems: list[str] = []
+    valid: list[dict[str, Any]] = []
+    for position, item in enumerate(raw, start=1):
+        if not isinstance(item, dict):
+            problems.append(f"record {position}: expected an object, got {type(item).__name__}")
+            continue
+        try:
+            valid.append(model.model_validate(item).model_dump())
+        except ValueError as exc:
+            for error in getattr(exc, "errors", lambda: [])():
+                field = ".".join(map(str, error["loc"])) or "(record)"
+                problems.append(f"record {position}: {field}: {error['msg']}")
+    if problems:
+        shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
+        raise InvalidInputError("invalid input:\n  " + "\n  ".join(shown))
+    return valid

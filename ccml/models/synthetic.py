@@ -1,0 +1,105 @@
+"""Synthetic training data in any schema's columns: the embedded default dataset.
+
+The generative model (each feature's parameters come from its ``synthetic`` hints):
+
+1. Each student has a latent engagement level ``z ~ N(0, 1)``.
+2. A numeric, integer or boolean feature with loading ``a`` draws
+   ``u = a*z + sqrt(1 - a^2)*e`` with ``e ~ N(0, 1)``, so its correlation with engagement is
+   ``a``; ``Phi(u)`` (uniform on 0..1) is scaled onto ``[low, high]`` (rounded for integers,
+   thresholded at 0.5 for booleans). Categorical features draw from their ``weights``.
+3. Completion log-odds are ``b + sum_j w_j * s_j + noise * n`` where ``s_j`` is feature j's
+   standardized uniform score, ``w_j`` its ``weight`` and ``n ~ N(0, 1)``; ``b`` is solved so
+   the expected completion share equals ``positive_rate``. Completion is then a Bernoulli draw.
+4. Each feature cell goes missing with probability ``missing_rate``.
+
+Because completion is a noisy function of noisy features, a model reaches a meaningful but
+imperfect ROC AUC (about 0.85 on the built-in schema).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+from ccml.core.errors import SchemaError
+from ccml.core.schema import FeatureSchema, Target
+
+_SQRT12 = math.sqrt(12.0)
+
+
+def _sigmoid(x: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _solve_intercept(logits: np.ndarray[Any, np.dtype[np.float64]], rate: float) -> float:
+    low, high = -30.0, 30.0
+    for _ in range(80):
+        middle = (low + high) / 2
+        if _sigmoid(logits + middle).mean() < rate:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def _not_completed_value(target: Target) -> object:
+    completed = target.completed_value
+    if isinstance(completed, int) and completed in (0, 1):
+        return 1 - completed
+    raise SchemaError(f"the synthetic generator needs a 0/1 target; {target.column} completes at {completed!r}")
+
+
+def generate(schema: FeatureSchema, rows: int, seed: int = 0) -> pd.DataFrame:
+    """``rows`` synthetic students in the schema's CSV columns (ids, features, target)."""
+    if rows < 1:
+        raise ValueError("rows must be at least 1")
+    rng = np.random.default_rng(seed)
+    hints = schema.synthetic
+    engagement = rng.standard_normal(rows)
+    logits = np.zeros(rows)
+    columns: dict[str, Any] = {}
+    for position, column in enumerate(schema.id_columns):
+        columns[column] = np.arange(hints.id_start, hints.id_start + rows) if position == 0 else np.zeros(rows, dtype=int)
+
+    for feature in schema.features:
+        spec = feature.synthetic
+        if feature.type == "categorical":
+            assert feature.categories is not None
+            weights = np.asarray(spec.weights or [1.0] * len(feature.categories), dtype=float)
+            if len(weights) != len(feature.categories):
+                raise SchemaError(f"feature {feature.name}: synthetic weights must match its categories")
+            picks = rng.choice(len(feature.categories), size=rows, p=weights / weights.sum())
+            columns[feature.column] = np.asarray(feature.categories, dtype=object)[picks]
+            continue
+        loading = spec.loading
+        latent = loading * engagement + math.sqrt(1.0 - loading**2) * rng.standard_normal(rows)
+        uniform = ndtr(latent)
+        logits += spec.weight * (uniform - 0.5) * _SQRT12
+        if feature.type == "boolean":
+            columns[feature.column] = uniform >= 0.5
+            continue
+        assert feature.min is not None and feature.max is not None
+        low = spec.low if spec.low is not None else feature.min
+        high = spec.high if spec.high is not None else feature.max
+        if feature.type == "integer":
+            values: np.ndarray[Any, Any] = np.minimum(np.floor(low + uniform * (high - low + 1)), high).astype(int)
+        else:
+            values = np.round(low + uniform * (high - low), 4)
+        columns[feature.column] = values
+
+    logits += hints.noise * rng.standard_normal(rows)
+    logits += _solve_intercept(logits, hints.positive_rate)
+    completed = rng.random(rows) < _sigmoid(logits)
+    other = _not_completed_value(schema.target)
+    columns[schema.target.column] = np.where(completed, schema.target.completed_value, other)
+
+    frame = pd.DataFrame(columns)
+    if hints.missing_rate > 0:
+        for feature in schema.features:
+            holes = rng.random(rows) < hints.missing_rate
+            frame[feature.column] = frame[feature.column].astype(object).where(~holes, None)
+    return frame

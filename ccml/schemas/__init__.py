@@ -1,0 +1,1 @@
+"""Built-in feature schema files (package data)."""

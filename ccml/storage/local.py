@@ -1,0 +1,140 @@
+"""Local filesystem backends: CSV files as data, a directory tree as the model store."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from ccml.core.contracts import DataSource, ModelStore
+from ccml.core.errors import ConcurrentUpdateError, DataSourceError, ModelVersionExistsError
+from ccml.core.settings import Settings
+from ccml.core.types import Dataset
+
+
+def read_csv_text(data: bytes, origin: str) -> pd.DataFrame:
+    """Parse CSV bytes keeping every cell as text; validation does the typing."""
+    if not data.strip():
+        raise DataSourceError(f"{origin} is empty")
+    try:
+        return pd.read_csv(io.BytesIO(data), dtype=str, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataSourceError(f"{origin} is not a readable CSV file: {exc}") from exc
+
+
+class LocalDataSource(DataSource):
+    """A CSV file on the local filesystem."""
+
+    def __init__(self, path: Path, max_bytes: int | None = None) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": "local", "location": str(self.path)}
+
+    def _load(self) -> Dataset:
+        try:
+            stat = self.path.stat()
+            if self.max_bytes is not None and stat.st_size > self.max_bytes:
+                raise DataSourceError(f"{self.path} is {stat.st_size} bytes, over the limit of {self.max_bytes}")
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise DataSourceError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        frame = read_csv_text(data, str(self.path))
+        return Dataset(
+            frame=frame,
+            fingerprint=hashlib.sha256(data).hexdigest(),
+            source=self.describe(),
+            identity=f"file://{self.path.resolve()}@{stat.st_mtime_ns}:{stat.st_size}",
+        )
+
+
+class LocalModelStore(ModelStore):
+    """A model store in a directory. Writes go to a temporary file first, then a link or
+    rename makes them visible atomically, so readers never see half a file."""
+
+    def __init__(self, root: Path, signing_key: bytes | None = None) -> None:
+        super().__init__(signing_key)
+        self.root = Path(root)
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": "local", "location": str(self.root)}
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    def _read(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _temporary(self, path: Path, data: bytes) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the store from a non-root server
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return Path(name)
+
+    def _write_new(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        temporary = self._temporary(path, data)
+        try:
+            os.link(temporary, path)  # fails if the name exists: write-once, atomically
+        except FileExistsError as exc:
+            raise ModelVersionExistsError(f"{key} already exists") from exc
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _locked(self, path: Path) -> Iterator[None]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(f".{path.name}.lock"), "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _token(self, key: str) -> str | None:
+        try:
+            stat = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}"
+
+    def _swap(self, key: str, data: bytes, expected: str | None) -> None:
+        path = self._path(key)
+        with self._locked(path):
+            if self._token(key) != expected:
+                raise ConcurrentUpdateError(f"{key} changed since it was read")
+            temporary = self._temporary(path, data)
+            os.replace(temporary, path)
+
+    def _list(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rstrip("/"))
+        if not base.is_dir():
+            return []
+        return [
+            path.relative_to(self.root).as_posix()
+            for path in base.rglob("*")
+            if path.is_file() and not path.name.startswith(".")
+        ]
+
+
+def build_local_model_store(settings: Settings) -> LocalModelStore:
+    return LocalModelStore(settings.models_root, signing_key=settings.signing_key_bytes())
+
+
+def build_local_data_source(settings: Settings, location: str) -> LocalDataSource:
+    return LocalDataSource(Path(location.removeprefix("file://")))
