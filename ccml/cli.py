@@ -88,7 +88,9 @@ def data_sample(
 @_user_errors
 def train(
     data: Annotated[str, typer.Option(help="CSV to train on: a path, or s3://bucket/key.")],
-    force: Annotated[bool, typer.Option("--force", help="Promote even if the gate says no (a human decision).")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even if the gate says no (a human decision).")
+    ] = False,
     trainer: Annotated[str | None, typer.Option(help="Override CCML_TRAINER.")] = None,
     cv: Annotated[int | None, typer.Option(help="k-fold cross-validation (overrides CCML_CV_FOLDS).")] = None,
     as_json: JsonOption = False,
@@ -113,7 +115,8 @@ def train(
         ]
         if "cross_validation" in metrics:
             mean, std = metrics["cross_validation"]["mean"], metrics["cross_validation"]["std"]
-            lines.append(f"cv        roc_auc={mean['roc_auc']:.4f} ± {std['roc_auc']:.4f} ({metrics['cross_validation']['folds']} folds)")
+            folds = metrics["cross_validation"]["folds"]
+            lines.append(f"cv        roc_auc={mean['roc_auc']:.4f} ± {std['roc_auc']:.4f} ({folds} folds)")
         lines.append(f"rows      {summary['rows_used']} used, {summary['duplicates_dropped']} duplicates dropped")
         return "\n".join(lines)
 
@@ -145,10 +148,10 @@ def models_list(as_json: JsonOption = False) -> None:
         if not versions:
             return "no model versions yet"
         rows = [f"{'VERSION':<25} {'ALIASES':<12} {'TRAINER':<24} {'ROC_AUC':>7}  CREATED"]
-        rows += [
-            f"{v['version']:<25} {','.join(v['aliases']) or '-':<12} {v['trainer']:<24} {v['metrics']['roc_auc']:>7.4f}  {v['created_at']}"
-            for v in versions
-        ]
+        for v in versions:
+            aliases = ",".join(v["aliases"]) or "-"
+            auc = v["metrics"]["roc_auc"]
+            rows.append(f"{v['version']:<25} {aliases:<12} {v['trainer']:<24} {auc:>7.4f}  {v['created_at']}")
         return "\n".join(rows)
 
     _emit(versions, as_json, text)
@@ -156,7 +159,9 @@ def models_list(as_json: JsonOption = False) -> None:
 
 @models_app.command("show")
 @_user_errors
-def models_show(ref: Annotated[str, typer.Argument(help="A version id or an alias.")] = CHAMPION, as_json: JsonOption = True) -> None:
+def models_show(
+    ref: Annotated[str, typer.Argument(help="A version id or an alias.")] = CHAMPION, as_json: JsonOption = True
+) -> None:
     """A version's full manifest (JSON)."""
     from ccml.core.components import build_model_store
 
@@ -184,7 +189,9 @@ def models_promote(
 
 @models_app.command("rollback")
 @_user_errors
-def models_rollback(alias: Annotated[str, typer.Option(help="Alias to move back.")] = CHAMPION, as_json: JsonOption = False) -> None:
+def models_rollback(
+    alias: Annotated[str, typer.Option(help="Alias to move back.")] = CHAMPION, as_json: JsonOption = False
+) -> None:
     """Point an alias back at the version it pointed to before."""
     from ccml.core.components import build_model_store
 
@@ -202,10 +209,27 @@ def models_history(as_json: JsonOption = False) -> None:
     from ccml.core.components import build_model_store
 
     events = [
-        {"at": e.at.isoformat(), "action": e.action, "alias": e.alias, "version": e.version, "previous": e.previous, "reason": e.reason}
+        {
+            "at": e.at.isoformat(),
+            "action": e.action,
+            "alias": e.alias,
+            "version": e.version,
+            "previous": e.previous,
+            "reason": e.reason,
+        }
         for e in build_model_store(_settings()).history()
     ]
-    _emit(events, as_json, lambda: "\n".join(f"{e['at']} {e['action']:<14} {e['alias']} {e['previous']} -> {e['version']}  {e['reason']}" for e in events) or "no history")
+    _emit(
+        events,
+        as_json,
+        lambda: (
+            "\n".join(
+                f"{e['at']} {e['action']:<14} {e['alias']} {e['previous']} -> {e['version']}  {e['reason']}"
+                for e in events
+            )
+            or "no history"
+        ),
+    )
 
 
 # -- predict -----------------------------------------------------------------------------
@@ -257,8 +281,12 @@ def predict(
     _emit(
         results,
         as_json,
-        lambda: "\n".join(f"{i:>5}  {r['prediction']:<14} p(completed)={r['probability']:.3f}" for i, r in enumerate(results, 1))
-        + f"\n(model {predictor.version})",
+        lambda: (
+            "\n".join(
+                f"{i:>5}  {r['prediction']:<14} p(completed)={r['probability']:.3f}" for i, r in enumerate(results, 1)
+            )
+            + f"\n(model {predictor.version})"
+        ),
     )
 
 

@@ -184,13 +184,17 @@ class ModelArtifact:
         self._pipeline = pipeline
 
     @classmethod
-    def from_pipeline(cls, pipeline: Any, manifest: Manifest, extras: Mapping[str, bytes] | None = None) -> ModelArtifact:
+    def from_pipeline(
+        cls, pipeline: Any, manifest: Manifest, extras: Mapping[str, bytes] | None = None
+    ) -> ModelArtifact:
         """Serialize a fitted pipeline and record each file's checksum in the manifest."""
         buffer = io.BytesIO()
         joblib.dump(pipeline, buffer, compress=JOBLIB_COMPRESS)
         files = {MODEL_FILE: buffer.getvalue(), **(extras or {})}
         manifest = manifest.model_copy(
-            update={"files": {name: ArtifactFile(sha256=sha256_hex(data), size=len(data)) for name, data in files.items()}}
+            update={
+                "files": {name: ArtifactFile(sha256=sha256_hex(data), size=len(data)) for name, data in files.items()}
+            }
         )
         return cls(manifest, files, pipeline)
 

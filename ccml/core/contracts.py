@@ -162,7 +162,9 @@ class ModelStore(ABC):
             except ModelVersionExistsError:
                 time.sleep(0.001)  # two saves in the same microsecond: take the next id
                 continue
-            self._guard("writing a manifest", self._write_new, self._version_key(version, MANIFEST_FILE), manifest.to_json())
+            self._guard(
+                "writing a manifest", self._write_new, self._version_key(version, MANIFEST_FILE), manifest.to_json()
+            )
             log.info("model_saved", version=version, **self.describe())
             return ModelVersion(version, manifest)
         raise ModelStoreError("could not allocate a new version id")
@@ -228,7 +230,9 @@ class ModelStore(ABC):
             return None, None
         try:
             raw = json.loads(data)
-            record = AliasRecord(raw["alias"], raw["version"], tuple(raw.get("previous", ())), raw.get("updated_at", ""))
+            record = AliasRecord(
+                raw["alias"], raw["version"], tuple(raw.get("previous", ())), raw.get("updated_at", "")
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelStoreError(f"alias {alias!r} is unreadable: {exc}") from exc
         return record, token
@@ -238,14 +242,20 @@ class ModelStore(ABC):
 
     def alias_token(self, alias: str = CHAMPION) -> str | None:
         """A cheap token that changes whenever the alias moves (for hot reload polling)."""
-        return self._guard("reading an alias", self._token, self._alias_key(self._check_alias(alias)))
+        token: str | None = self._guard("reading an alias", self._token, self._alias_key(self._check_alias(alias)))
+        return token
 
     def aliases(self) -> dict[str, AliasRecord]:
-        names = [k.removeprefix("aliases/").removesuffix(".json") for k in self._guard("listing aliases", self._list, "aliases/")]
+        names = [
+            k.removeprefix("aliases/").removesuffix(".json")
+            for k in self._guard("listing aliases", self._list, "aliases/")
+        ]
         records = {name: self.alias(name) for name in names if ALIAS_PATTERN.match(name)}
         return {name: record for name, record in records.items() if record is not None}
 
-    def _move_alias(self, alias: str, target: str | None, action: HistoryAction, reason: str, **extra: Any) -> AliasRecord:
+    def _move_alias(
+        self, alias: str, target: str | None, action: HistoryAction, reason: str, **extra: Any
+    ) -> AliasRecord:
         for _attempt in range(self._ALIAS_RETRIES):
             current, token = self._alias_state(alias)
             if target is None:  # rollback
@@ -253,12 +263,17 @@ class ModelStore(ABC):
                     raise ModelStoreError(f"alias {alias!r} has no earlier version to roll back to")
                 new = AliasRecord(alias, current.previous[-1], current.previous[:-1], utc_now().isoformat())
             else:
-                previous = current.previous + (current.version,) if current and current.version != target else ()
+                previous = (*current.previous, current.version) if current and current.version != target else ()
                 if current and current.version == target:
                     previous = current.previous
                 new = AliasRecord(alias, target, previous, utc_now().isoformat())
             body = json.dumps(
-                {"alias": new.alias, "version": new.version, "previous": list(new.previous), "updated_at": new.updated_at}
+                {
+                    "alias": new.alias,
+                    "version": new.version,
+                    "previous": list(new.previous),
+                    "updated_at": new.updated_at,
+                }
             ).encode()
             try:
                 self._guard("moving an alias", self._swap, self._alias_key(alias), body, token)
@@ -266,7 +281,13 @@ class ModelStore(ABC):
                 time.sleep(0.005 * (_attempt + 1))
                 continue
             self._record(action, alias, new.version, current.version if current else None, reason, extra)
-            log.info("alias_moved", alias=alias, version=new.version, previous=current.version if current else None, action=action)
+            log.info(
+                "alias_moved",
+                alias=alias,
+                version=new.version,
+                previous=current.version if current else None,
+                action=action,
+            )
             return new
         raise ConcurrentUpdateError(f"alias {alias!r} kept changing under us; try again")
 
@@ -280,10 +301,20 @@ class ModelStore(ABC):
         return self._move_alias(alias, None, "rollback", reason)
 
     # -- history -----------------------------------------------------------------------
-    def _record(self, action: HistoryAction, alias: str, version: str, previous: str | None, reason: str, extra: dict[str, Any]) -> None:
+    def _record(
+        self, action: HistoryAction, alias: str, version: str, previous: str | None, reason: str, extra: dict[str, Any]
+    ) -> None:
         at = utc_now()
         body = json.dumps(
-            {"at": at.isoformat(), "action": action, "alias": alias, "version": version, "previous": previous, "reason": reason, "extra": extra}
+            {
+                "at": at.isoformat(),
+                "action": action,
+                "alias": alias,
+                "version": version,
+                "previous": previous,
+                "reason": reason,
+                "extra": extra,
+            }
         ).encode()
         key = f"history/{at.strftime('%Y%m%dT%H%M%S.%fZ')}-{action}-{alias}.json"
         try:

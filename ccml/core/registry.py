@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from ccml.core.errors import ConfigError
 
@@ -66,13 +66,14 @@ class Registry(Generic[F]):
         """The factory for ``name``, importing it if it was registered by path."""
         self.check(name)
         entry = self._entries.get(name) or self._plugins()[name]
-        if isinstance(entry, str):
-            loaded = _import(entry)
-            if not callable(loaded):
-                raise ConfigError(f"{self.concept} {name!r} points at {entry!r}, which is not callable")
-            entry = loaded  # type: ignore[assignment]
-            self._entries[name] = entry
-        return entry
+        if not isinstance(entry, str):
+            return entry
+        loaded = _import(entry)
+        if not callable(loaded):
+            raise ConfigError(f"{self.concept} {name!r} points at {entry!r}, which is not callable")
+        factory = cast(F, loaded)
+        self._entries[name] = factory
+        return factory
 
 
 MODEL_STORES: Registry[Callable[[Settings], ModelStore]] = Registry("model store", "ccml.model_stores")

@@ -78,6 +78,19 @@ class Feature(_Frozen):
         return self
 
     @property
+    def bounds(self) -> tuple[float, float]:
+        """(min, max) of a numeric or integer feature."""
+        if self.min is None or self.max is None:
+            raise SchemaError(f"feature {self.name!r} ({self.type}) has no range")
+        return self.min, self.max
+
+    @property
+    def category_list(self) -> list[Category]:
+        if self.categories is None:
+            raise SchemaError(f"feature {self.name!r} ({self.type}) has no categories")
+        return self.categories
+
+    @property
     def is_numeric(self) -> bool:
         return self.type in ("numeric", "integer", "boolean")
 
@@ -86,12 +99,11 @@ class Feature(_Frozen):
         if self.example is not None:
             return self.example
         if self.type == "categorical":
-            assert self.categories is not None
-            return self.categories[0]
+            return self.category_list[0]
         if self.type == "boolean":
             return False
-        assert self.min is not None and self.max is not None
-        middle = (self.min + self.max) / 2
+        low, high = self.bounds
+        middle = (low + high) / 2
         return int(middle) if self.type == "integer" else middle
 
 
@@ -170,9 +182,7 @@ class FeatureSchema(_Frozen):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()
-            )
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors())
             raise SchemaError(f"schema {origin} is invalid: {problems}") from exc
 
 

@@ -97,7 +97,7 @@ def cross_validate(
         per_fold.append(metrics)
         if progress is not None:
             progress(fold, metrics)
-    names = [name for name in HIGHER_IS_BETTER]
+    names = list(HIGHER_IS_BETTER)
     values = {name: np.array([metric_value(m, name) for m in per_fold]) for name in names}
     return CrossValidation(
         folds=folds,

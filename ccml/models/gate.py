@@ -22,7 +22,9 @@ class PromotionGate:
     tolerance: float = 0.005
     floor: float = 0.7
 
-    def decide(self, challenger: float, champion: float | None = None, champion_version: str | None = None) -> PromotionDecision:
+    def decide(
+        self, challenger: float, champion: float | None = None, champion_version: str | None = None
+    ) -> PromotionDecision:
         sign = 1.0 if HIGHER_IS_BETTER[self.metric] else -1.0
         if math.isnan(challenger):
             promoted, reason = False, f"challenger {self.metric} is undefined"

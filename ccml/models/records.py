@@ -31,13 +31,13 @@ def _field_type(feature: Feature) -> Any:
         description += " Labels: " + ", ".join(f"{k} = {v}" for k, v in feature.labels.items()) + "."
     info = Field(description=description.strip(), examples=[feature.example_value()], title=feature.column)
     if feature.type == "categorical":
-        assert feature.categories is not None
-        literal = Literal[tuple(feature.categories)]  # type: ignore[valid-type]
+        literal = Literal[tuple(feature.category_list)]  # type: ignore[valid-type]
         return Annotated[literal, BeforeValidator(_reject_bool), info]
     if feature.type == "boolean":
         return Annotated[bool, info]
-    bounds = Field(ge=feature.min, le=feature.max, allow_inf_nan=False)
-    return Annotated[int if feature.type == "integer" else float, bounds, info]
+    low, high = feature.bounds
+    base: type[int] | type[float] = int if feature.type == "integer" else float
+    return Annotated[base, Field(ge=low, le=high, allow_inf_nan=False), info]
 
 
 @lru_cache(maxsize=16)
@@ -45,7 +45,9 @@ def _cached_model(schema: FeatureSchema) -> type[BaseModel]:
     fields: dict[str, Any] = {feature.name: (_field_type(feature), ...) for feature in schema.features}
     return create_model(
         "StudentFeatures",
-        __config__=ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [schema.example_record()]}),
+        __config__=ConfigDict(
+            extra="forbid", strict=True, json_schema_extra={"examples": [dict(schema.example_record())]}
+        ),
         __doc__=f"One student's features, as declared by the feature schema {schema.name!r}.",
         **fields,
     )
@@ -62,7 +64,9 @@ def _native(value: Any, feature: Feature) -> Any:
         return None
     if hasattr(value, "item"):
         value = value.item()
-    wants_int = feature.type == "integer" or (feature.type == "categorical" and isinstance((feature.categories or [""])[0], int))
+    wants_int = feature.type == "integer" or (
+        feature.type == "categorical" and isinstance((feature.categories or [""])[0], int)
+    )
     if wants_int and isinstance(value, float) and value.is_integer():
         return int(value)
     if feature.type == "numeric" and isinstance(value, int) and not isinstance(value, bool):
@@ -96,7 +100,7 @@ def validate_records(raw: list[Any], schema: FeatureSchema) -> list[dict[str, An
         try:
             valid.append(model.model_validate(item).model_dump())
         except ValueError as exc:
-            for error in getattr(exc, "errors", lambda: [])():
+            for error in getattr(exc, "errors", list)():
                 field = ".".join(map(str, error["loc"])) or "(record)"
                 problems.append(f"record {position}: {field}: {error['msg']}")
     if problems:

@@ -32,7 +32,8 @@ _SQRT12 = math.sqrt(12.0)
 
 
 def _sigmoid(x: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
-    return 1.0 / (1.0 + np.exp(-x))
+    result: np.ndarray[Any, np.dtype[np.float64]] = 1.0 / (1.0 + np.exp(-x))
+    return result
 
 
 def _solve_intercept(logits: np.ndarray[Any, np.dtype[np.float64]], rate: float) -> float:
@@ -63,17 +64,19 @@ def generate(schema: FeatureSchema, rows: int, seed: int = 0) -> pd.DataFrame:
     logits = np.zeros(rows)
     columns: dict[str, Any] = {}
     for position, column in enumerate(schema.id_columns):
-        columns[column] = np.arange(hints.id_start, hints.id_start + rows) if position == 0 else np.zeros(rows, dtype=int)
+        columns[column] = (
+            np.arange(hints.id_start, hints.id_start + rows) if position == 0 else np.zeros(rows, dtype=int)
+        )
 
     for feature in schema.features:
         spec = feature.synthetic
         if feature.type == "categorical":
-            assert feature.categories is not None
-            weights = np.asarray(spec.weights or [1.0] * len(feature.categories), dtype=float)
-            if len(weights) != len(feature.categories):
+            categories = feature.category_list
+            weights = np.asarray(spec.weights or [1.0] * len(categories), dtype=float)
+            if len(weights) != len(categories):
                 raise SchemaError(f"feature {feature.name}: synthetic weights must match its categories")
-            picks = rng.choice(len(feature.categories), size=rows, p=weights / weights.sum())
-            columns[feature.column] = np.asarray(feature.categories, dtype=object)[picks]
+            picks = rng.choice(len(categories), size=rows, p=weights / weights.sum())
+            columns[feature.column] = np.asarray(categories, dtype=object)[picks]
             continue
         loading = spec.loading
         latent = loading * engagement + math.sqrt(1.0 - loading**2) * rng.standard_normal(rows)
@@ -82,9 +85,9 @@ def generate(schema: FeatureSchema, rows: int, seed: int = 0) -> pd.DataFrame:
         if feature.type == "boolean":
             columns[feature.column] = uniform >= 0.5
             continue
-        assert feature.min is not None and feature.max is not None
-        low = spec.low if spec.low is not None else feature.min
-        high = spec.high if spec.high is not None else feature.max
+        low, high = feature.bounds
+        low = spec.low if spec.low is not None else low
+        high = spec.high if spec.high is not None else high
         if feature.type == "integer":
             values: np.ndarray[Any, Any] = np.minimum(np.floor(low + uniform * (high - low + 1)), high).astype(int)
         else:
@@ -95,7 +98,7 @@ def generate(schema: FeatureSchema, rows: int, seed: int = 0) -> pd.DataFrame:
     logits += _solve_intercept(logits, hints.positive_rate)
     completed = rng.random(rows) < _sigmoid(logits)
     other = _not_completed_value(schema.target)
-    columns[schema.target.column] = np.where(completed, schema.target.completed_value, other)
+    columns[schema.target.column] = np.where(completed, np.asarray(schema.target.completed_value), np.asarray(other))
 
     frame = pd.DataFrame(columns)
     if hints.missing_rate > 0:

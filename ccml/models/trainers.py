@@ -68,7 +68,9 @@ class SklearnTrainer(Trainer):
         return {"trainer": self.name, "params": str(self.params)}
 
     def _fit(self, table: ValidatedTable) -> TrainingResult:
-        pipeline = build_feature_pipeline(table.schema, self.estimator_class(**self.params), scale_numeric=self.scale_numeric)
+        pipeline = build_feature_pipeline(
+            table.schema, self.estimator_class(**self.params), scale_numeric=self.scale_numeric
+        )
         train, holdout, spec = holdout_split(table.rows, table.target, self.holdout_fraction, self.random_state)
         cv = None
         if self.cv_folds:
@@ -80,9 +82,16 @@ class SklearnTrainer(Trainer):
                 folds=self.cv_folds,
                 random_state=self.random_state,
                 threshold=self.threshold,
-                progress=lambda fold, m: log.info("cv_fold_scored", fold=fold, of=self.cv_folds, roc_auc=round(m.roc_auc, 4)),
+                progress=lambda fold, m: log.info(
+                    "cv_fold_scored", fold=fold, of=self.cv_folds, roc_auc=round(m.roc_auc, 4)
+                ),
             )
-            log.info("cv_finished", folds=self.cv_folds, roc_auc=round(cv.mean["roc_auc"], 4), seconds=round(time.perf_counter() - started, 2))
+            log.info(
+                "cv_finished",
+                folds=self.cv_folds,
+                roc_auc=round(cv.mean["roc_auc"], 4),
+                seconds=round(time.perf_counter() - started, 2),
+            )
         started = time.perf_counter()
         pipeline.fit(table.features.iloc[train], table.target[train])
         self._prepare_for_serving(pipeline)
@@ -93,7 +102,7 @@ class SklearnTrainer(Trainer):
         manifest = Manifest(
             trainer=self.name,
             params=self.params,
-            schema=table.schema.model_dump(mode="json"),
+            schema_=table.schema.model_dump(mode="json"),
             schema_fingerprint=table.schema.fingerprint(),
             data=DataInfo(
                 fingerprint=table.fingerprint,

@@ -51,12 +51,8 @@ def _numeric(feature: Feature, text: pd.Series, issues: _Issues) -> pd.Series:
     values = values.where(np.isfinite(values))
     if feature.type == "integer":
         issues.add(feature.column, "not a whole number", values.notna() & (values % 1 != 0))
-    assert feature.min is not None and feature.max is not None
-    issues.add(
-        feature.column,
-        f"outside the valid range [{feature.min:g}, {feature.max:g}]",
-        (values < feature.min) | (values > feature.max),
-    )
+    low, high = feature.bounds
+    issues.add(feature.column, f"outside the valid range [{low:g}, {high:g}]", (values < low) | (values > high))
     return values
 
 
@@ -71,8 +67,7 @@ def _boolean(feature: Feature, text: pd.Series, issues: _Issues) -> pd.Series:
 
 def _category_values(feature: Feature, text: pd.Series) -> pd.Series:
     """Cells converted to the categories' type (int or str); unconvertible cells stay text."""
-    assert feature.categories is not None
-    if isinstance(feature.categories[0], int):
+    if isinstance(feature.category_list[0], int):
         numbers = _to_numbers(text)
         whole = numbers.notna() & (numbers % 1 == 0)
         converted = text.astype(object).where(~whole, numbers.where(whole).astype("Int64").astype(object))
@@ -81,9 +76,8 @@ def _category_values(feature: Feature, text: pd.Series) -> pd.Series:
 
 
 def _categorical(feature: Feature, text: pd.Series, issues: _Issues) -> pd.Series:
-    assert feature.categories is not None
     values = _category_values(feature, text)
-    known = values.isin(feature.categories)
+    known = values.isin(feature.category_list)
     unknown = text.notna() & ~known
     if unknown.any():
         samples = ", ".join(repr(v) for v in pd.unique(text[unknown])[:3])
@@ -154,7 +148,10 @@ def validate(dataset: Dataset, schema: FeatureSchema, *, min_rows: int = 50) -> 
                 f"needs at least 2 rows of each class, found {positives} completed and {negatives} not completed",
             )
     if 0 < len(deduplicated) < min_rows:
-        issues.add("(table)", f"only {len(deduplicated)} rows after dropping {duplicates} duplicates; at least {min_rows} needed")
+        issues.add(
+            "(table)",
+            f"only {len(deduplicated)} rows after dropping {duplicates} duplicates; at least {min_rows} needed",
+        )
 
     if issues.items:
         raise DataValidationError(issues.items)
@@ -169,4 +166,3 @@ def validate(dataset: Dataset, schema: FeatureSchema, *, min_rows: int = 50) -> 
         rows_read=rows_read,
         duplicates_dropped=duplicates,
     )
-

@@ -103,7 +103,11 @@ class RetrainWorkflow:
             result = self.trainer.fit(table)
         with stage("compare"):
             decision = self._decide(result, force)
-        artifact = ModelArtifact(result.artifact.manifest.model_copy(update={"promotion": decision}), result.artifact.files, result.artifact.pipeline)
+        artifact = ModelArtifact(
+            result.artifact.manifest.model_copy(update={"promotion": decision}),
+            result.artifact.files,
+            result.artifact.pipeline,
+        )
         with stage("save"):
             saved = self.store.save(artifact)
         if decision.promoted:
@@ -139,6 +143,8 @@ class RetrainWorkflow:
         if note and champion_score is None:  # say why the floor, not a champion, decided
             decision = decision.model_copy(update={"reason": f"{note}; {decision.reason}"})
         if force and not decision.promoted:
-            decision = decision.model_copy(update={"promoted": True, "forced": True, "reason": f"forced by --force; gate said: {decision.reason}"})
+            decision = decision.model_copy(
+                update={"promoted": True, "forced": True, "reason": f"forced by --force; gate said: {decision.reason}"}
+            )
         log.info("promotion_decided", promoted=decision.promoted, reason=decision.reason)
         return decision
