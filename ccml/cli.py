@@ -290,6 +290,21 @@ def predict(
     )
 
 
+# -- serve -----------------------------------------------------------------------------
+@app.command()
+@_user_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 in a container).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the champion over HTTP (Swagger UI at /docs), reloading it when it changes."""
+    from ccml.api.server import serve as run_server
+
+    _settings()  # fail fast on bad settings, before uvicorn starts workers
+    run_server(host, port, workers)
+
+
 # -- config ------------------------------------------------------------------------------
 @app.command()
 @_user_errors

@@ -28,7 +28,10 @@ def _import(path: str) -> object:
     module_name, _, attribute = path.partition(":")
     if not attribute:
         raise ConfigError(f"{path!r} is not of the form 'package.module:factory'")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:  # a backend not shipped yet, or a plugin missing a dependency
+        raise ConfigError(f"cannot import {module_name!r} for {path!r}: {exc}") from exc
     try:
         return getattr(module, attribute)
     except AttributeError as exc:

@@ -69,9 +69,15 @@ class Settings(BaseSettings):
     )
 
     # API
-    api_key: SecretStr | None = Field(None, description="When set, X-API-Key must carry it on every route but health/docs.")
-    reload_interval_s: Annotated[float, Field(gt=0)] = Field(10.0, description="How often the API checks the champion alias.")
-    max_batch: Annotated[int, Field(ge=1)] = Field(10_000, description="Most instances one /predict/batch call may carry.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, X-API-Key must carry it on every route but health/docs."
+    )
+    reload_interval_s: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="How often the API checks the champion alias."
+    )
+    max_batch: Annotated[int, Field(ge=1)] = Field(
+        10_000, description="Most instances one /predict/batch call may carry."
+    )
     max_body_bytes: Annotated[int, Field(ge=1024)] = Field(1_048_576, description="Larger request bodies get 413.")
 
     # Logging

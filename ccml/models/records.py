@@ -41,7 +41,9 @@ def _field_type(feature: Feature) -> Any:
 
 
 @lru_cache(maxsize=16)
-def _cached_model(schema: FeatureSchema) -> type[BaseModel]:
+def _cached_model(schema_json: str) -> type[BaseModel]:
+    # Keyed by the schema's JSON: a FeatureSchema holds lists, so it is not hashable itself.
+    schema = FeatureSchema.model_validate_json(schema_json)
     fields: dict[str, Any] = {feature.name: (_field_type(feature), ...) for feature in schema.features}
     return create_model(
         "StudentFeatures",
@@ -55,7 +57,7 @@ def _cached_model(schema: FeatureSchema) -> type[BaseModel]:
 
 def record_model(schema: FeatureSchema) -> type[BaseModel]:
     """The pydantic model of one prediction record for ``schema`` (cached per schema)."""
-    return _cached_model(schema)
+    return _cached_model(schema.model_dump_json())
 
 
 def _native(value: Any, feature: Feature) -> Any:

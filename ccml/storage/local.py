@@ -20,9 +20,12 @@ from ccml.core.types import Dataset
 
 
 def read_csv_text(data: bytes, origin: str) -> pd.DataFrame:
-    """Parse CSV bytes keeping every cell as text; validation does the typing."""
+    """Parse CSV bytes keeping every cell as text; validation does the typing.
+
+    An empty file is an empty table, so validation reports it with every missing column.
+    """
     if not data.strip():
-        raise DataSourceError(f"{origin} is empty")
+        return pd.DataFrame()
     try:
         return pd.read_csv(io.BytesIO(data), dtype=str, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

@@ -1,0 +1,77 @@
+"""``create_app(settings)``: the API as a composition of the settings-built store and predictor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from fastapi import Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from ccml import __version__
+from ccml.api.deps import api_key_checker
+from ccml.api.errors import register_error_handlers
+from ccml.api.metrics import ApiMetrics
+from ccml.api.middleware import RequestContextMiddleware
+from ccml.api.routes import build_router
+from ccml.api.schemas import BodyModels
+from ccml.core.components import build_model_store, build_predictor
+from ccml.core.logging import configure_logging
+from ccml.core.settings import Settings
+from ccml.models.serving import ChampionWatcher
+
+log = structlog.get_logger(__name__)
+
+
+async def _poll(watcher: ChampionWatcher, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await run_in_threadpool(watcher.check)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Without ``settings`` (``uvicorn --factory``), read them from the environment."""
+    if settings is None:
+        settings = Settings.load()
+        configure_logging(settings.log_level, settings.log_format)
+    schema = settings.feature_schema()
+    metrics = ApiMetrics()
+    store = build_model_store(settings)
+    watcher = ChampionWatcher(
+        store, lambda artifact: build_predictor(settings, artifact), schema, on_reload=metrics.reload
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        result = await run_in_threadpool(watcher.check)
+        if result.version is None:
+            log.warning("serving_without_model", reason=result.error, **store.describe())
+        poller = asyncio.create_task(_poll(watcher, settings.reload_interval_s))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
+    protected: list[Any] = [Depends(api_key_checker(settings.api_key))] if settings.api_key else []
+    app = FastAPI(
+        title="ccml",
+        version=__version__,
+        summary="Predicts whether a student will complete an online course.",
+        description=(
+            f"Serves the `champion` model of the configured store for the feature schema **{schema.name}**. "
+            "Request fields, ranges and categories come from that schema."
+        ),
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.watcher = watcher
+    app.state.metrics = metrics
+    register_error_handlers(app)
+    app.include_router(build_router(BodyModels(schema, settings.max_batch), protected))
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    return app

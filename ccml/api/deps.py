@@ -1,0 +1,52 @@
+"""Dependencies: how routes get components from the app state."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Annotated, cast
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+from pydantic import SecretStr
+from starlette.exceptions import HTTPException
+
+from ccml.api.metrics import ApiMetrics
+from ccml.core.contracts import Predictor
+from ccml.core.errors import ModelNotFoundError
+from ccml.models.serving import ChampionWatcher
+
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The value of CCML_API_KEY.")
+
+
+def get_watcher(request: Request) -> ChampionWatcher:
+    return cast(ChampionWatcher, request.app.state.watcher)
+
+
+def get_metrics(request: Request) -> ApiMetrics:
+    return cast(ApiMetrics, request.app.state.metrics)
+
+
+def get_predictor(request: Request) -> Predictor:
+    """The live model, read once: the whole request is answered by this one version."""
+    predictor = get_watcher(request).current
+    if predictor is None:
+        raise ModelNotFoundError("no model is loaded yet: train one and promote it to 'champion'")
+    request.state.model_version = predictor.version
+    return predictor
+
+
+WatcherDep = Annotated[ChampionWatcher, Depends(get_watcher)]
+MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+
+
+def api_key_checker(expected: SecretStr) -> Callable[[str | None], None]:
+    secret = expected.get_secret_value().encode()
+
+    def check_api_key(key: Annotated[str | None, Security(API_KEY_HEADER)]) -> None:
+        # compare_digest: the time taken does not reveal how much of the key matched.
+        if key is None or not secrets.compare_digest(key.encode(), secret):
+            raise HTTPException(401, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "APIKey"})
+
+    return check_api_key

@@ -1,0 +1,69 @@
+"""Map errors to HTTP answers: a client's mistake is a 4xx naming the field, never a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ccml.core.errors import CcmlError, InvalidInputError, ModelNotFoundError
+
+log = structlog.get_logger(__name__)
+MAX_ERRORS_IN_MESSAGE = 5
+
+
+def error_response(status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message, "errors": errors or []}, status_code=status)
+
+
+def _field(location: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(part) for part in location]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    raw = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in raw):
+        reason = next((e.get("ctx", {}).get("error") for e in raw if e.get("type") == "json_invalid"), "")
+        return error_response(400, "invalid_json", f"request body is not valid JSON: {reason}".rstrip(": "))
+    errors = [{"field": _field(e["loc"]), "message": e["msg"], "type": e["type"]} for e in raw]
+    shown = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:MAX_ERRORS_IN_MESSAGE])
+    more = f" (and {len(errors) - MAX_ERRORS_IN_MESSAGE} more)" if len(errors) > MAX_ERRORS_IN_MESSAGE else ""
+    return error_response(422, "invalid_input", shown + more, errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    response = error_response(exc.status_code, f"http_{exc.status_code}", str(exc.detail))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _ccml_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CcmlError)
+    if isinstance(exc, ModelNotFoundError):
+        return error_response(503, "model_not_loaded", str(exc))
+    if isinstance(exc, InvalidInputError):
+        return error_response(422, exc.code, str(exc))
+    log.error("request_failed", code=exc.code, error=str(exc))
+    return error_response(500, exc.code, str(exc))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("request_crashed", error=repr(exc))
+    return error_response(500, "internal_error", "internal error; the request id is in the X-Request-ID header")
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(CcmlError, _ccml_error)
+    app.add_exception_handler(Exception, _unexpected_error)

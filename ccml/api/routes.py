@@ -1,0 +1,122 @@
+"""The HTTP routes. Request bodies are models generated from the active feature schema.
+
+This module deliberately does not use ``from __future__ import annotations``: FastAPI reads
+the route signatures at decoration time, and the body types are built at run time.
+"""
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from ccml.api.deps import MetricsDep, PredictorDep, WatcherDep
+from ccml.api.metrics import CONTENT_TYPE
+from ccml.api.schemas import BodyModels, ErrorResponse, HealthResponse, ReadyResponse, ReloadResponse
+from ccml.core.contracts import Predictor
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body is not valid JSON."},
+    413: {"model": ErrorResponse, "description": "The body is larger than CCML_MAX_BODY_BYTES."},
+    422: {"model": ErrorResponse, "description": "A field is missing, unknown, of the wrong type or out of range."},
+    503: {"model": ErrorResponse, "description": "No model is loaded yet."},
+}
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key header."}
+}
+
+
+def _answer(predictor: Predictor, metrics: MetricsDep, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    probabilities = predictor.predict_proba(records)
+    answers = []
+    for probability in probabilities.tolist():
+        prediction = predictor.to_prediction(probability)
+        metrics.predictions.labels(prediction.label).inc()
+        answers.append({"prediction": prediction.label, "probability": probability})
+    return answers
+
+
+def build_router(bodies: BodyModels, protected: list[Any]) -> APIRouter:
+    """All routes; ``protected`` holds the API-key dependency when one is configured."""
+    router = APIRouter()
+    auth = {**_UNAUTHORIZED} if protected else {}
+    record_body = bodies.record
+    batch_body = bodies.batch
+
+    @router.post(
+        "/predict",
+        response_model=bodies.prediction,
+        responses={**_ERRORS, **auth},
+        dependencies=protected,
+        tags=["predict"],
+        summary="Predict whether one student completes the course",
+    )
+    async def predict(body: record_body, predictor: PredictorDep, metrics: MetricsDep) -> Response:  # type: ignore[valid-type]
+        # async: the model call takes microseconds, less than a thread-pool hop would.
+        answer = _answer(predictor, metrics, [body.model_dump()])[0]  # type: ignore[attr-defined]
+        answer["model_version"] = predictor.version
+        return JSONResponse(answer)
+
+    @router.post(
+        "/predict/batch",
+        response_model=bodies.batch_response,
+        responses={**_ERRORS, **auth},
+        dependencies=protected,
+        tags=["predict"],
+        summary="Predict for many students at once (results in request order)",
+    )
+    async def predict_batch(body: batch_body, predictor: PredictorDep, metrics: MetricsDep) -> Response:  # type: ignore[valid-type]
+        records = [instance.model_dump() for instance in body.instances]  # type: ignore[attr-defined]
+        # A large batch takes milliseconds: run it off the event loop so other requests flow.
+        answers = await run_in_threadpool(_answer, predictor, metrics, records)
+        return JSONResponse({"predictions": answers, "model_version": predictor.version})
+
+    @router.get("/health", response_model=HealthResponse, tags=["operations"], summary="The process is alive")
+    async def health() -> HealthResponse:
+        return HealthResponse()
+
+    @router.get(
+        "/ready",
+        response_model=ReadyResponse,
+        responses={503: _ERRORS[503]},
+        tags=["operations"],
+        summary="A model is loaded and serving",
+    )
+    async def ready(predictor: PredictorDep) -> ReadyResponse:
+        return ReadyResponse(model_version=predictor.version)
+
+    @router.get(
+        "/model",
+        responses={503: _ERRORS[503], **auth},
+        dependencies=protected,
+        tags=["operations"],
+        summary="The serving model's manifest: version, metrics, schema, created time",
+    )
+    async def model(predictor: PredictorDep) -> dict[str, Any]:
+        manifest: dict[str, Any] = predictor.artifact.manifest.model_dump(mode="json", by_alias=True)
+        return manifest
+
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format."}, **auth},
+        dependencies=protected,
+        tags=["operations"],
+        summary="Prometheus metrics",
+    )
+    async def metrics_endpoint(metrics: MetricsDep) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @router.post(
+        "/admin/reload",
+        response_model=ReloadResponse,
+        responses={**auth},
+        dependencies=protected,
+        tags=["operations"],
+        summary="Check the champion alias now and load it if it moved",
+    )
+    async def reload(watcher: WatcherDep) -> ReloadResponse:
+        result = await run_in_threadpool(watcher.check, force=True)
+        return ReloadResponse(changed=result.changed, model_version=result.version, error=result.error)
+
+    return router

@@ -1,0 +1,71 @@
+"""``ccml serve``: uvicorn with the app factory, fixed for multi-worker latency.
+
+With ``--workers`` > 1 uvicorn shares one listening socket between processes and its
+accepted connections end up without TCP_NODELAY, so every keep-alive response waits ~40 ms
+for the client's delayed ACK (uvicorn issue #3149). Our protocol classes set TCP_NODELAY on
+each accepted connection, whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools is optional: fall back to the pure-Python parser
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+
+def _set_nodelay(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class NoDelayH11Protocol(H11Protocol):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn types it
+        _set_nodelay(transport)
+        super().connection_made(transport)
+
+
+if HttpToolsProtocol is not None:
+
+    class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn types it
+            _set_nodelay(transport)
+            super().connection_made(transport)
+
+    PROTOCOL: type[asyncio.Protocol] = NoDelayHttpToolsProtocol
+else:
+    PROTOCOL = NoDelayH11Protocol
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the API until interrupted. Settings come from the environment in every worker."""
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Must be set before any worker imports prometheus_client (see ccml.api.metrics).
+        metrics_dir = tempfile.mkdtemp(prefix="ccml-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "ccml.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            http=PROTOCOL,
+            access_log=False,  # ccml logs one structured line per request itself
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
