@@ -20,11 +20,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The main job on the embedded default: local storage, synthetic data, train if no champion.
+# The main job on the embedded default: local storage, synthetic data, train if there is
+# no champion, show a few predictions, then serve the API (Swagger UI at /docs).
 run: install
 	@test -f $(SAMPLE) || $(CCML) data sample --rows 5000 --seed 7 --out $(SAMPLE)
 	@$(CCML) models show champion >/dev/null 2>&1 || $(CCML) train --data $(SAMPLE)
-	$(CCML) predict $(SAMPLE) --limit 5
+	$(CCML) predict $(SAMPLE) --limit 3
+	@echo "serving on http://$(HOST):$(PORT) (Swagger UI: http://$(HOST):$(PORT)/docs); Ctrl+C stops"
+	$(CCML) serve --host $(HOST) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from ccml.core.errors import ConfigError
 from ccml.core.registry import MODEL_STORES, PREDICTORS, TRAINERS
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     predictor: str = Field("sklearn", description="Inference backend: sklearn | a plugin.")
     schema_file: Path | None = Field(
         None,
-        validation_alias=AliasChoices("schema", "CCML_SCHEMA", "schema_file"),
+        validation_alias="CCML_SCHEMA",
         description="Feature schema TOML; unset = the built-in engagement schema.",
     )
 
@@ -50,14 +50,20 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".ccml"), description="Root of the local model store and data.")
 
     # Training and evaluation
-    holdout_fraction: Annotated[float, Field(gt=0, lt=0.9)] = 0.2
+    holdout_fraction: Annotated[float, Field(gt=0, lt=0.9)] = Field(
+        0.2, description="Share of rows held out (stratified)."
+    )
     cv_folds: Annotated[int, Field(ge=0, le=20)] = Field(0, description="k-fold cross-validation (0 = off, else >= 2).")
-    random_state: int = 42
+    random_state: int = Field(42, description="Seed of splits and estimators: same data, same model.")
     min_rows: Annotated[int, Field(ge=2)] = Field(50, description="Fewer valid rows than this refuse to train.")
-    decision_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    decision_threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.5, description="Probability at or above which the answer is Completed."
+    )
 
     # Promotion gate
-    promotion_metric: Metric = "roc_auc"
+    promotion_metric: Metric = Field(
+        "roc_auc", description="roc_auc | pr_auc | f1 | precision | recall | accuracy | brier."
+    )
     promotion_tolerance: Annotated[float, Field(ge=0)] = Field(
         0.005, description="Promote if challenger >= champion - tolerance (on the challenger's holdout)."
     )
@@ -81,8 +87,10 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024)] = Field(1_048_576, description="Larger request bodies get 413.")
 
     # Logging
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: LogFormat = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="debug | info | warning | error."
+    )
+    log_format: LogFormat = Field("auto", description="auto (JSON unless stderr is a terminal) | json | console.")
 
     @field_validator("storage")
     @classmethod
@@ -114,6 +122,8 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             problems = "; ".join(f"CCML_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"invalid settings: {problems}") from exc
+        except SettingsError as exc:  # a complex value (e.g. CCML_TRAINER_PARAMS) that is not JSON
+            raise ConfigError(f"invalid settings: {exc}; complex values must be valid JSON") from exc
 
     def feature_schema(self) -> FeatureSchema:
         return load_schema(self.schema_file)

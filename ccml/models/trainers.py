@@ -124,9 +124,15 @@ class SklearnTrainer(Trainer):
 class RandomForestTrainer(SklearnTrainer):
     name = "random_forest"
     estimator_class = RandomForestClassifier
-    # min_samples_leaf=3 keeps trees shallower: a smaller, faster-loading artifact with the
-    # same ROC AUC on the engagement data (see README, "Model size").
-    default_params: ClassVar[dict[str, Any]] = {"n_estimators": 100, "min_samples_leaf": 3, "n_jobs": -1}
+    # Measured on the engagement data (5-fold CV, README "Model defaults"): considering every
+    # feature at each split and keeping 10 rows per leaf gives a higher ROC AUC than
+    # scikit-learn's defaults (0.957 vs 0.953) with a third of the artifact size.
+    default_params: ClassVar[dict[str, Any]] = {
+        "n_estimators": 100,
+        "max_features": None,
+        "min_samples_leaf": 10,
+        "n_jobs": -1,
+    }
 
     def _prepare_for_serving(self, pipeline: Any) -> None:
         # Fitting uses every core; predicting one row on a thread pool costs more than it saves.
