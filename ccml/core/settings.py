@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from ccml.core.errors import ConfigError
@@ -48,6 +48,14 @@ class Settings(BaseSettings):
 
     # Local storage
     home: Path = Field(Path(".ccml"), description="Root of the local model store and data.")
+
+    # S3 storage
+    s3_bucket: str | None = Field(None, description="Bucket of the S3 model store and incoming data (CCML_STORAGE=s3).")
+    s3_data_prefix: str = Field("incoming/", description="Key prefix where new training CSVs land.")
+    s3_model_prefix: str = Field("models/", description="Key prefix of the model store in the bucket.")
+    s3_max_data_bytes: Annotated[int, Field(ge=1)] = Field(
+        2 * 1024**3, description="Larger training objects are refused (train them as a container task)."
+    )
 
     # Training and evaluation
     holdout_fraction: Annotated[float, Field(gt=0, lt=0.9)] = Field(
@@ -113,6 +121,14 @@ class Settings(BaseSettings):
         if value == 1:
             raise ValueError("cross-validation needs at least 2 folds (0 turns it off)")
         return value
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> Settings:
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("CCML_STORAGE=s3 needs CCML_S3_BUCKET")
+        if self.s3_model_prefix.strip("/") and self.s3_data_prefix.startswith(self.s3_model_prefix):
+            raise ValueError("CCML_S3_DATA_PREFIX must not lie under CCML_S3_MODEL_PREFIX (retraining would loop)")
+        return self
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
