@@ -123,6 +123,29 @@ def train(
     _emit(summary, as_json, text)
 
 
+@app.command()
+@_user_errors
+def retrain(
+    event: Annotated[Path, typer.Option(help="An S3 notification or EventBridge event (JSON file).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Run the Lambda handler's retraining on an event file: the same code path, as a container task."""
+    from ccml.models.retrain import build_event_retrainer
+
+    try:
+        document = json.loads(event.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read event file {event}: {exc}") from exc
+    summary = build_event_retrainer(_settings()).handle(document)
+    _emit(
+        summary,
+        as_json,
+        lambda: "\n".join(
+            f"{r['object']}: {r['status']} {r.get('version') or r.get('reason', '')}" for r in summary["results"]
+        ),
+    )
+
+
 # -- models ------------------------------------------------------------------------------
 def _version_document(version: Any) -> dict[str, Any]:
     manifest = version.manifest

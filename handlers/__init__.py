@@ -1,0 +1,1 @@
+"""AWS Lambda entry points: short compositions of ccml's components."""

@@ -67,7 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Request fields, ranges and categories come from that schema."
         ),
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
+        # No FastAPI max_body_size: its limiter sits outside every user middleware and answers
+        # a Content-Length over the limit with text/plain, replacing our JSON 413 and request id.
+        # RequestContextMiddleware enforces CCML_MAX_BODY_BYTES instead.
     )
     app.state.watcher = watcher
     app.state.metrics = metrics

@@ -41,7 +41,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    response = error_response(exc.status_code, f"http_{exc.status_code}", str(exc.detail))
+    # 413 is raised by RequestContextMiddleware for a streamed body: the same code as its own answer.
+    code = "body_too_large" if exc.status_code == 413 else f"http_{exc.status_code}"
+    response = error_response(exc.status_code, code, str(exc.detail))
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response

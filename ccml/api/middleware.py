@@ -9,6 +9,7 @@ import time
 import uuid
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ccml.api.errors import error_response
@@ -32,15 +33,31 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         request_id = ""
         too_large = False
+        length_given = False
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 candidate = value.decode("latin-1")
                 request_id = candidate if _REQUEST_ID.match(candidate) else ""
             elif name == b"content-length":
+                length_given = True
                 too_large = value.isdigit() and int(value) > self.max_body_bytes
         request_id = request_id or uuid.uuid4().hex
         status = 500
         header = (b"x-request-id", request_id.encode())
+
+        limit = self.max_body_bytes
+        received = 0
+
+        async def receive_counted() -> Message:
+            # A body without Content-Length (chunked) is counted as it streams. The route reads
+            # it inside FastAPI, which passes an HTTPException on to the JSON error handlers.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, f"request body is larger than the limit of {limit} bytes")
+            return message
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -52,12 +69,11 @@ class RequestContextMiddleware:
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 if too_large:
-                    # Refuse before reading a byte. Bodies without Content-Length (chunked)
-                    # are counted as they stream by FastAPI's own max_body_size.
-                    message = f"request body is larger than the limit of {self.max_body_bytes} bytes"
+                    # Refuse before reading a byte.
+                    message = f"request body is larger than the limit of {limit} bytes"
                     await error_response(413, "body_too_large", message)(scope, receive, send_with_id)
                 else:
-                    await self.app(scope, receive, send_with_id)
+                    await self.app(scope, receive if length_given else receive_counted, send_with_id)
             finally:
                 elapsed = time.perf_counter() - started
                 route = scope.get("route")

@@ -5,6 +5,7 @@ protected hooks, so every backend shares the same semantics.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -30,6 +31,7 @@ from ccml.core.errors import (
 )
 from ccml.core.types import (
     AliasRecord,
+    Claim,
     Dataset,
     HistoryAction,
     HistoryEvent,
@@ -86,6 +88,7 @@ class ModelStore(ABC):
         versions/<id>/model.joblib, versions/<id>/manifest.json
         aliases/<alias>.json
         history/<time>-<action>-<alias>.json
+        processed/<sha256 of an input's identity>.json   (idempotency claims)
     """
 
     _ALIAS_RETRIES: ClassVar[int] = 20
@@ -299,6 +302,62 @@ class ModelStore(ABC):
     def rollback(self, alias: str = CHAMPION, *, reason: str = "rollback") -> AliasRecord:
         """Point ``alias`` back at the version it pointed to before the last move."""
         return self._move_alias(alias, None, "rollback", reason)
+
+    # -- idempotency -------------------------------------------------------------------
+    @staticmethod
+    def _claim_key(identity: str) -> str:
+        return f"processed/{hashlib.sha256(identity.encode()).hexdigest()}.json"
+
+    def _claim_state(self, identity: str) -> tuple[dict[str, Any] | None, str | None]:
+        key = self._claim_key(identity)
+        token = self._guard("reading a claim", self._token, key)
+        data = self._guard("reading a claim", self._read, key)
+        return (json.loads(data) if data is not None else None), token
+
+    def claim(self, identity: str, lease_s: float) -> Claim:
+        """Claim the right to process an input exactly once (for at-least-once event delivery).
+
+        The claim is a write-once marker; of two racing claimers exactly one wins. A claim
+        whose holder failed (``fail``) or vanished (lease expired) can be taken over, so a
+        retry after a failure still runs; a ``done`` claim never can.
+        """
+        key = self._claim_key(identity)
+        now = utc_now()
+        body = {
+            "identity": identity,
+            "status": "started",
+            "at": now.isoformat(),
+            "lease_until": now.timestamp() + lease_s,
+        }
+        state, token = self._claim_state(identity)
+        if state is None:
+            try:
+                self._guard("claiming an input", self._write_new, key, json.dumps(body).encode())
+                return Claim(identity, True, "claimed")
+            except ModelVersionExistsError:
+                state, token = self._claim_state(identity)
+        assert state is not None
+        if state.get("status") == "done":
+            return Claim(identity, False, "already processed", state.get("version"))
+        if state.get("status") == "started" and float(state.get("lease_until", 0)) > now.timestamp():
+            return Claim(identity, False, "already being processed")
+        try:  # failed or expired: take it over, unless another claimer just did
+            self._guard("claiming an input", self._swap, key, json.dumps(body).encode(), token)
+        except ConcurrentUpdateError:
+            return Claim(identity, False, "already being processed")
+        return Claim(identity, True, "claimed after an earlier attempt failed")
+
+    def _settle_claim(self, identity: str, status: str, **fields: Any) -> None:
+        key = self._claim_key(identity)
+        _, token = self._claim_state(identity)
+        body = {"identity": identity, "status": status, "at": utc_now().isoformat(), **fields}
+        self._guard("settling a claim", self._swap, key, json.dumps(body).encode(), token)
+
+    def complete_claim(self, identity: str, version: str | None) -> None:
+        self._settle_claim(identity, "done", version=version)
+
+    def fail_claim(self, identity: str, error: str) -> None:
+        self._settle_claim(identity, "failed", error=error[:500])
 
     # -- history -----------------------------------------------------------------------
     def _record(

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         2 * 1024**3, description="Larger training objects are refused (train them as a container task)."
     )
 
+    lambda_min_remaining_s: Annotated[float, Field(ge=0)] = Field(
+        120.0, description="The Lambda handler refuses to start training with less time left than this."
+    )
+
     # Training and evaluation
     holdout_fraction: Annotated[float, Field(gt=0, lt=0.9)] = Field(
         0.2, description="Share of rows held out (stratified)."

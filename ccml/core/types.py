@@ -86,6 +86,16 @@ class HistoryEvent:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """The outcome of claiming an input for processing (see ``ModelStore.claim``)."""
+
+    identity: str
+    granted: bool
+    reason: str
+    version: str | None = None
+
+
+@dataclass(frozen=True)
 class Prediction:
     probability: float
     completed: bool

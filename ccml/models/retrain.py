@@ -1,0 +1,87 @@
+"""Event-driven retraining: which announced objects to train on, exactly once each.
+
+Used by the Lambda handler and by ``ccml retrain --event FILE`` alike, so the container-task
+path runs the very same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from ccml.core.components import build_data_source, build_model_store, build_trainer
+from ccml.core.contracts import DataSource, ModelStore
+from ccml.core.errors import CcmlError, TrainingError
+from ccml.core.events import ObjectCreated, parse_object_events
+from ccml.core.settings import Settings
+from ccml.models.workflow import RetrainWorkflow
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class EventRetrainer:
+    workflow: RetrainWorkflow
+    store: ModelStore
+    source_for: Callable[[str], DataSource]
+    data_prefix: str
+    model_prefix: str
+    lease_s: float = 900.0  # Lambda's longest run: a vanished holder's claim expires after it
+    min_remaining_s: float = 120.0
+
+    def skip_reason(self, obj: ObjectCreated) -> str | None:
+        """Why an object must not trigger training, or None. Writes under the model prefix
+        are ignored first, so the store's own writes can never re-trigger retraining."""
+        if self.model_prefix and obj.key.startswith(self.model_prefix):
+            return "under the model prefix"
+        if not obj.key.startswith(self.data_prefix):
+            return f"outside the data prefix {self.data_prefix!r}"
+        if not obj.key.lower().endswith(".csv"):
+            return "not a .csv object"
+        return None
+
+    def handle(self, event: dict[str, Any], remaining_s: Callable[[], float] | None = None) -> dict[str, Any]:
+        results = [self._process(obj, remaining_s) for obj in parse_object_events(event)]
+        return {"results": results}
+
+    def _process(self, obj: ObjectCreated, remaining_s: Callable[[], float] | None) -> dict[str, Any]:
+        summary: dict[str, Any] = {"object": obj.uri}
+        reason = self.skip_reason(obj)
+        if reason is not None:
+            log.info("object_skipped", object=obj.uri, reason=reason)
+            return {**summary, "status": "skipped", "reason": reason}
+        if remaining_s is not None and remaining_s() < self.min_remaining_s:
+            raise TrainingError(
+                f"only {remaining_s():.0f} s left, under CCML_LAMBDA_MIN_REMAINING_S={self.min_remaining_s:.0f}: "
+                f"not starting; run `ccml retrain --event FILE` as a container task (ECS) for {obj.uri}"
+            )
+        claim = self.store.claim(obj.identity, self.lease_s)
+        if not claim.granted:
+            log.info("object_already_processed", object=obj.uri, reason=claim.reason, version=claim.version)
+            return {**summary, "status": "already processed", "reason": claim.reason, "version": claim.version}
+        try:
+            outcome = self.workflow.run(self.source_for(obj.uri))
+        except CcmlError as exc:
+            self.store.fail_claim(obj.identity, str(exc))
+            raise
+        except Exception as exc:
+            self.store.fail_claim(obj.identity, repr(exc))
+            raise
+        self.store.complete_claim(obj.identity, outcome.version)
+        return {**summary, "status": "trained", **outcome.summary()}
+
+
+def build_event_retrainer(settings: Settings) -> EventRetrainer:
+    """The components of event-driven retraining, built from settings."""
+    store = build_model_store(settings)
+    return EventRetrainer(
+        workflow=RetrainWorkflow.from_settings(settings, store, build_trainer(settings)),
+        store=store,
+        source_for=lambda uri: build_data_source(settings, uri),
+        data_prefix=settings.s3_data_prefix,
+        model_prefix=settings.s3_model_prefix,
+        min_remaining_s=settings.lambda_min_remaining_s,
+    )
