@@ -82,11 +82,15 @@ class LocalModelStore(ModelStore):
     def _temporary(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the store from a non-root server
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o644)  # mkstemp's 0600 would hide the store from a non-root server
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            Path(name).unlink(missing_ok=True)  # a failed write must not leave litter behind
+            raise
         return Path(name)
 
     def _write_new(self, key: str, data: bytes) -> None:
@@ -122,7 +126,10 @@ class LocalModelStore(ModelStore):
             if self._token(key) != expected:
                 raise ConcurrentUpdateError(f"{key} changed since it was read")
             temporary = self._temporary(path, data)
-            os.replace(temporary, path)
+            try:
+                os.replace(temporary, path)
+            finally:
+                temporary.unlink(missing_ok=True)  # gone after a successful rename
 
     def _list(self, prefix: str) -> list[str]:
         base = self._path(prefix.rstrip("/"))
