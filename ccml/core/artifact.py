@@ -49,7 +49,9 @@ def library_versions() -> dict[str, str]:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A holdout with one class has NaN ranking metrics; plain JSON would write them as null,
+    # which then fails to load and makes the whole store unreadable. "NaN" strings round-trip.
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
 
 
 class ConfusionMatrix(_Model):

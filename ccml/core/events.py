@@ -55,6 +55,14 @@ def parse_object_events(event: dict[str, Any]) -> list[ObjectCreated]:
             found = [_from_eventbridge(event)]
         else:
             raise ConfigError("not an S3 notification or EventBridge 'Object Created' event")
-    except (KeyError, TypeError) as exc:
+    except KeyError as exc:
         raise ConfigError(f"malformed S3 event: missing {exc}") from exc
-    return [item for item in found if item is not None]
+    except (TypeError, AttributeError) as exc:  # a list, a string or null where an object belongs
+        raise ConfigError(f"malformed S3 event: {exc}") from exc
+    created = [item for item in found if item is not None]
+    for item in created:
+        if not (isinstance(item.bucket, str) and isinstance(item.key, str)) or not all(
+            value is None or isinstance(value, str) for value in (item.version_id, item.etag)
+        ):
+            raise ConfigError(f"malformed S3 event: bucket, key, version id and ETag must be strings in {item}")
+    return created

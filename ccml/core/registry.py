@@ -95,3 +95,4 @@ TRAINERS.register("logistic_regression", "ccml.models.trainers:build_logistic_re
 
 PREDICTORS: Registry[Callable[[Settings, ModelArtifact], Predictor]] = Registry("predictor", "ccml.predictors")
 PREDICTORS.register("sklearn", "ccml.models.predictor:build_sklearn_predictor")
+PREDICTORS.register("onnx", "ccml.models.onnx:build_onnx_predictor")

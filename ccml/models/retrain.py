@@ -29,7 +29,7 @@ class EventRetrainer:
     source_for: Callable[[str], DataSource]
     data_prefix: str
     model_prefix: str
-    lease_s: float = 900.0  # Lambda's longest run: a vanished holder's claim expires after it
+    lease_s: float = 900.0  # Lambda's longest run; in Lambda, the invocation's remaining time
     min_remaining_s: float = 120.0
 
     def skip_reason(self, obj: ObjectCreated) -> str | None:
@@ -58,7 +58,11 @@ class EventRetrainer:
                 f"only {remaining_s():.0f} s left, under CCML_LAMBDA_MIN_REMAINING_S={self.min_remaining_s:.0f}: "
                 f"not starting; run `ccml retrain --event FILE` as a container task (ECS) for {obj.uri}"
             )
-        claim = self.store.claim(obj.identity, self.lease_s)
+        # A holder cannot outlive its invocation: once Lambda's deadline passes, its claim
+        # expires, so the retry Lambda makes after a timeout takes it over instead of
+        # reporting "already being processed" for the rest of a 15-minute lease.
+        lease_s = self.lease_s if remaining_s is None else min(self.lease_s, remaining_s())
+        claim = self.store.claim(obj.identity, lease_s)
         if not claim.granted:
             log.info("object_already_processed", object=obj.uri, reason=claim.reason, version=claim.version)
             return {**summary, "status": "already processed", "reason": claim.reason, "version": claim.version}

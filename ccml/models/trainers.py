@@ -18,6 +18,7 @@ from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.evaluation import compute_metrics, cross_validate, holdout_split
 from ccml.models.features import build_feature_pipeline
+from ccml.models.onnx import ONNX_FILE, export_onnx
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +100,7 @@ class SklearnTrainer(Trainer):
         holdout_features = table.features.iloc[holdout].reset_index(drop=True)
         holdout_target = table.target[holdout]
         metrics = compute_metrics(holdout_target, pipeline.predict_proba(holdout_features)[:, 1], self.threshold)
+        graph, onnx_note = export_onnx(pipeline, pipeline[0].transform(holdout_features))
         manifest = Manifest(
             trainer=self.name,
             params=self.params,
@@ -114,8 +116,10 @@ class SklearnTrainer(Trainer):
             ),
             holdout=spec,
             evaluation=Evaluation(holdout=metrics, cross_validation=cv),
+            notes={"onnx": onnx_note},
         )
-        return TrainingResult(ModelArtifact.from_pipeline(pipeline, manifest), holdout_features, holdout_target)
+        extras = {ONNX_FILE: graph} if graph is not None else {}
+        return TrainingResult(ModelArtifact.from_pipeline(pipeline, manifest, extras), holdout_features, holdout_target)
 
     def _prepare_for_serving(self, pipeline: Any) -> None:
         """Hook: adjust a fitted pipeline for serving (for example thread counts)."""

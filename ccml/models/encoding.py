@@ -1,0 +1,81 @@
+"""Records -> float matrix in schema order, without scikit-learn.
+
+Numbers stay as they are, booleans become 0/1, a category becomes its index in the
+schema's list (an unseen category one index past the end, which the one-hot step encodes
+as all zeros), a missing value becomes NaN. Both runtimes use this: the scikit-learn
+pipeline through ``SchemaEncoder``, and the ONNX backend directly, so serving an ONNX
+model never imports scikit-learn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ccml.core.errors import InvalidInputError
+from ccml.core.schema import Feature, FeatureSchema
+
+FloatMatrix = np.ndarray[Any, np.dtype[np.float64]]
+
+
+def _category_index(feature: Feature) -> dict[object, float]:
+    index: dict[object, float] = {}
+    for position, category in enumerate(feature.category_list):
+        index[category] = float(position)
+        index[str(category)] = float(position)
+    return index
+
+
+def _as_bool(value: object, name: str) -> float:
+    if isinstance(value, bool | int | float) and value in (0, 1):
+        return float(value)
+    raise InvalidInputError(f"{name}: expected a boolean, got {value!r}")
+
+
+class RecordEncoder:
+    """Encode a DataFrame (columns named as the features) or a list of mappings."""
+
+    def __init__(self, schema: FeatureSchema) -> None:
+        self.features = list(schema.features)
+        self.indexes = [_category_index(f) if f.type == "categorical" else None for f in self.features]
+        self.unseen = [float(len(f.categories or ())) for f in self.features]
+        self.width = len(self.features)
+
+    def encode(self, records: pd.DataFrame | Sequence[Mapping[str, Any]]) -> FloatMatrix:
+        if isinstance(records, pd.DataFrame):
+            return self._encode_frame(records)
+        return self._encode_records(records)
+
+    def _encode_frame(self, frame: pd.DataFrame) -> FloatMatrix:
+        out = np.empty((len(frame), self.width), dtype=np.float64)
+        for j, (feature, index) in enumerate(zip(self.features, self.indexes, strict=True)):
+            if feature.name not in frame.columns:
+                raise InvalidInputError(f"{feature.name}: column missing")
+            column = frame[feature.name]
+            if index is None:
+                out[:, j] = pd.to_numeric(column, errors="raise").astype("float64").to_numpy()
+                continue
+            codes = column.map(index)
+            unseen = codes.isna() & column.notna()
+            out[:, j] = codes.where(~unseen, self.unseen[j]).astype("float64").to_numpy()
+        return out
+
+    def _encode_records(self, records: Sequence[Mapping[str, Any]]) -> FloatMatrix:
+        out = np.empty((len(records), self.width), dtype=np.float64)
+        specs = list(zip(self.features, self.indexes, self.unseen, strict=True))
+        for i, record in enumerate(records):
+            row = out[i]
+            for j, (feature, index, unseen) in enumerate(specs):
+                value = record.get(feature.name)
+                if value is None:
+                    row[j] = np.nan
+                elif index is not None:
+                    row[j] = index.get(value, unseen)
+                elif feature.type == "boolean":
+                    row[j] = _as_bool(value, feature.name)
+                else:
+                    row[j] = value
+        return out
