@@ -317,9 +317,11 @@ def predict(
 @app.command()
 @_user_errors
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 in a container).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    host: Annotated[str, typer.Option(envvar="CCML_HOST", help="Interface to listen on (0.0.0.0 in a container).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(envvar="CCML_PORT", min=0, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(envvar="CCML_WORKERS", min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the champion over HTTP (Swagger UI at /docs), reloading it when it changes."""
     from ccml.api.server import serve as run_server

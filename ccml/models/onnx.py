@@ -62,7 +62,9 @@ def _session(graph: bytes, threads: int) -> Any:
 
 def _run(session: Any, matrix: FloatMatrix) -> tuple[Any, Probabilities]:
     labels, probabilities = session.run(None, {"input": matrix.astype(np.float32)})
-    return labels, np.asarray(probabilities[:, 1], dtype=np.float64)
+    # float32 sums of tree votes can land a hair outside [0, 1] (1.0000001), which breaks the
+    # Predictor contract and the API's response model.
+    return labels, np.clip(np.asarray(probabilities[:, 1], dtype=np.float64), 0.0, 1.0)
 
 
 def export_onnx(pipeline: Any, holdout: FloatMatrix) -> tuple[bytes | None, str]:

@@ -1,0 +1,60 @@
+"""Small helpers shared by the unit and contract suites (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+
+from ccml.core.contracts import ModelStore
+from ccml.core.types import Dataset
+from ccml.storage.local import read_csv_text
+
+# Hyper-parameters that keep every built-in trainer fast on a few hundred rows.
+FAST_PARAMS: Final[dict[str, dict[str, Any]]] = {
+    "random_forest": {"n_estimators": 20, "n_jobs": 1},
+    "hist_gradient_boosting": {"max_iter": 30},
+    "logistic_regression": {},
+}
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def dataset_from_frame(frame: pd.DataFrame, origin: str = "test.csv") -> Dataset:
+    """The Dataset a CSV data source would return for ``frame`` written as CSV."""
+    data = csv_bytes(frame)
+    return Dataset(
+        frame=read_csv_text(data, origin),
+        fingerprint=hashlib.sha256(data).hexdigest(),
+        source={"backend": "test", "location": origin},
+        identity=origin,
+    )
+
+
+def text_dataset(text: pd.DataFrame, origin: str = "test.csv") -> Dataset:
+    """A Dataset around an already-textual frame (cells as strings, missing as NaN)."""
+    return Dataset(frame=text, fingerprint="0" * 64, source={"backend": "test", "location": origin}, identity=origin)
+
+
+def store_state(store: ModelStore) -> tuple[list[str], dict[str, str], int]:
+    """What a caller can observe of a store: version ids, alias targets, history length."""
+    return (
+        [v.id for v in store.versions()],
+        {name: record.version for name, record in store.aliases().items()},
+        len(store.history()),
+    )
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` (hidden lock files included), by relative path."""
+    if not root.exists():
+        return {}
+    return {
+        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }

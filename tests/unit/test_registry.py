@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ccml.core.components import build_data_source, build_model_store, build_predictor, build_trainer
+from ccml.core.errors import ConfigError
+from ccml.core.registry import DATA_SOURCES, MODEL_STORES, PREDICTORS, TRAINERS, Registry
+from ccml.core.settings import Settings
+from ccml.core.types import TrainingResult
+from ccml.models.predictor import SklearnPredictor
+from ccml.models.trainers import (
+    HistGradientBoostingTrainer,
+    LogisticRegressionTrainer,
+    RandomForestTrainer,
+)
+from ccml.storage.local import LocalDataSource, LocalModelStore
+
+PLUGIN_MODULE = "ccml_dummy_store_plugin"
+
+
+def _factory(settings: object) -> str:
+    return f"built with {type(settings).__name__}"
+
+
+def test_registered_factory_is_returned() -> None:
+    registry: Registry[object] = Registry("widget", "ccml.tests.widgets")
+    registry.register("plain", _factory)
+    assert registry.get("plain") is _factory
+    assert registry.names() == ["plain"]
+
+
+def test_unknown_key_error_lists_known_names() -> None:
+    registry: Registry[object] = Registry("widget", "ccml.tests.widgets")
+    registry.register("alpha", _factory)
+    registry.register("beta", _factory)
+    with pytest.raises(ConfigError, match=r"unknown widget 'gamma'; known: alpha, beta"):
+        registry.get("gamma")
+
+
+def test_empty_registry_says_none_are_known() -> None:
+    registry: Registry[object] = Registry("widget", "ccml.tests.widgets")
+    with pytest.raises(ConfigError, match=r"\(none\)"):
+        registry.check("anything")
+
+
+def test_dotted_path_is_imported_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry: Registry[object] = Registry("widget", "ccml.tests.widgets")
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    registry.register("lazy", "colorsys:rgb_to_hsv")
+    assert "colorsys" not in sys.modules
+    factory = registry.get("lazy")
+    assert "colorsys" in sys.modules
+    assert factory is sys.modules["colorsys"].rgb_to_hsv
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("colorsys", "not of the form"),
+        ("colorsys:no_such_function", "has no attribute"),
+        ("ccml_no_such_module_anywhere:factory", "cannot import"),
+        ("colorsys:ONE_THIRD", "not callable"),
+    ],
+)
+def test_bad_dotted_path_raises_config_error(path: str, message: str) -> None:
+    registry: Registry[object] = Registry("widget", "ccml.tests.widgets")
+    registry.register("broken", path)
+    with pytest.raises(ConfigError, match=message):
+        registry.get("broken")
+
+
+@pytest.mark.parametrize("name", ["", "Local", "S3"])
+def test_register_rejects_empty_or_uppercase_names(name: str) -> None:
+    registry: Registry[object] = Registry("widget", "ccml.tests.widgets")
+    with pytest.raises(ValueError, match="lowercase"):
+        registry.register(name, _factory)
+
+
+def test_builtin_registries_hold_the_documented_names() -> None:
+    assert {"local", "s3"} <= set(MODEL_STORES.names())
+    assert {"local", "s3"} <= set(DATA_SOURCES.names())
+    assert {"random_forest", "hist_gradient_boosting", "logistic_regression"} <= set(TRAINERS.names())
+    assert "sklearn" in PREDICTORS.names()
+
+
+def test_build_functions_turn_settings_into_components(settings: Settings, training: TrainingResult) -> None:
+    assert isinstance(build_model_store(settings), LocalModelStore)
+    assert build_model_store(settings).root == settings.models_root
+    source = build_data_source(settings, "file:///tmp/data.csv")
+    assert isinstance(source, LocalDataSource)
+    assert source.path == Path("/tmp/data.csv")
+    assert isinstance(build_data_source(settings, "relative/data.csv"), LocalDataSource)
+    assert isinstance(build_predictor(settings, training.artifact), SklearnPredictor)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("random_forest", RandomForestTrainer),
+        ("hist_gradient_boosting", HistGradientBoostingTrainer),
+        ("logistic_regression", LogisticRegressionTrainer),
+    ],
+)
+def test_trainer_setting_picks_the_trainer_class(name: str, cls: type) -> None:
+    trainer = build_trainer(Settings(trainer=name))
+    assert isinstance(trainer, cls)
+    assert trainer.name == name
+
+
+def test_data_source_for_unknown_uri_scheme_raises_config_error(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="unknown data source 'ftp'"):
+        build_data_source(settings, "ftp://host/data.csv")
+
+
+# -- plugins through a real entry point ------------------------------------------------------
+@pytest.fixture
+def dummy_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Install (on sys.path) a distribution advertising a model store in ``ccml.model_stores``."""
+    site = tmp_path / "site"
+    dist_info = site / "ccml_dummy_plugin-0.0.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: ccml-dummy-plugin\nVersion: 0.0.0\n")
+    (dist_info / "entry_points.txt").write_text(f"[ccml.model_stores]\ndummy = {PLUGIN_MODULE}:build_dummy_store\n")
+    (site / f"{PLUGIN_MODULE}.py").write_text(
+        textwrap.dedent(
+            """
+            from ccml.storage.local import LocalModelStore
+
+
+            class DummyModelStore(LocalModelStore):
+                def describe(self):
+                    return {"backend": "dummy", "location": str(self.root)}
+
+
+            def build_dummy_store(settings):
+                return DummyModelStore(settings.models_root / "dummy")
+            """
+        )
+    )
+    # Registry.get caches the imported factory: restore the registry and modules afterwards.
+    monkeypatch.setattr(MODEL_STORES, "_entries", dict(MODEL_STORES._entries))
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    yield site
+    sys.modules.pop(PLUGIN_MODULE, None)
+
+
+def test_entry_point_plugin_is_listed_and_selectable(dummy_plugin: Path, tmp_path: Path) -> None:
+    assert "dummy" in MODEL_STORES.names()
+    settings = Settings(storage="dummy", home=tmp_path / "home")
+    store = build_model_store(settings)
+    assert type(store).__name__ == "DummyModelStore"
+    assert store.describe()["backend"] == "dummy"
+    assert store.versions() == []
+
+
+def test_plugin_store_round_trips_a_model(dummy_plugin: Path, tmp_path: Path, training: TrainingResult) -> None:
+    store = build_model_store(Settings(storage="dummy", home=tmp_path / "home"))
+    version = store.save(training.artifact)
+    assert store.load(version.id).manifest.files == training.artifact.manifest.files
+
+
+def test_plugin_is_unknown_without_its_distribution() -> None:
+    assert "dummy" not in MODEL_STORES.names()
+    with pytest.raises(ConfigError, match="unknown model store 'dummy'"):
+        Settings(storage="dummy")

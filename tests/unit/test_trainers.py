@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ccml.core.artifact import MODEL_FILE
+from ccml.core.errors import ConfigError, TrainingError
+from ccml.core.registry import TRAINERS
+from ccml.core.settings import Settings
+from ccml.core.types import ValidatedTable
+from ccml.models.trainers import (
+    HistGradientBoostingTrainer,
+    LogisticRegressionTrainer,
+    RandomForestTrainer,
+    SklearnTrainer,
+)
+from tests.helpers import FAST_PARAMS
+
+TRAINER_CLASSES: list[type[SklearnTrainer]] = [
+    RandomForestTrainer,
+    HistGradientBoostingTrainer,
+    LogisticRegressionTrainer,
+]
+
+
+def _trainer(cls: type[SklearnTrainer], **kwargs: Any) -> SklearnTrainer:
+    return cls(FAST_PARAMS[cls.name], **kwargs)
+
+
+@pytest.mark.parametrize("cls", TRAINER_CLASSES, ids=lambda cls: cls.name)
+def test_same_data_and_random_state_give_identical_predictions(
+    cls: type[SklearnTrainer], table: ValidatedTable
+) -> None:
+    first = _trainer(cls).fit(table)
+    second = _trainer(cls).fit(table)
+    np.testing.assert_array_equal(
+        first.artifact.pipeline.predict_proba(table.features), second.artifact.pipeline.predict_proba(table.features)
+    )
+    assert first.artifact.manifest.evaluation == second.artifact.manifest.evaluation
+
+
+@pytest.mark.parametrize("cls", TRAINER_CLASSES, ids=lambda cls: cls.name)
+def test_trainer_learns_signal_from_synthetic_data(cls: type[SklearnTrainer], table: ValidatedTable) -> None:
+    metrics = _trainer(cls).fit(table).artifact.manifest.evaluation.holdout
+    assert metrics.roc_auc > 0.75
+    assert metrics.n_rows == round(table.rows * 0.2)
+
+
+@pytest.mark.parametrize("cls", TRAINER_CLASSES, ids=lambda cls: cls.name)
+def test_unknown_hyper_parameter_raises_config_error(cls: type[SklearnTrainer]) -> None:
+    with pytest.raises(ConfigError, match=r"unknown .* parameter\(s\) \['not_a_param'\]"):
+        cls({"not_a_param": 1})
+
+
+def test_unknown_hyper_parameter_in_settings_fails_when_building() -> None:
+    settings = Settings(trainer="logistic_regression", trainer_params={"n_estimators": 10})
+    with pytest.raises(ConfigError, match="n_estimators"):
+        TRAINERS.get(settings.trainer)(settings)
+
+
+def test_settings_reach_the_trainer() -> None:
+    settings = Settings(
+        trainer_params={"n_estimators": 7}, holdout_fraction=0.3, cv_folds=3, random_state=5, decision_threshold=0.4
+    )
+    trainer = RandomForestTrainer.from_settings(settings)
+    assert trainer.params["n_estimators"] == 7
+    assert trainer.params["random_state"] == 5
+    assert (trainer.holdout_fraction, trainer.cv_folds, trainer.threshold) == (0.3, 3, 0.4)
+
+
+def test_user_parameters_override_defaults_and_random_state_is_fixed() -> None:
+    trainer = RandomForestTrainer({"n_estimators": 3})
+    assert trainer.params["n_estimators"] == 3
+    assert trainer.params["random_state"] == trainer.random_state
+    assert LogisticRegressionTrainer({"random_state": 1}, random_state=9).params["random_state"] == 1
+
+
+def test_different_random_state_gives_a_different_forest(table: ValidatedTable) -> None:
+    first = RandomForestTrainer(FAST_PARAMS["random_forest"], random_state=1).fit(table)
+    second = RandomForestTrainer(FAST_PARAMS["random_forest"], random_state=2).fit(table)
+    assert not np.array_equal(
+        first.artifact.pipeline.predict_proba(table.features), second.artifact.pipeline.predict_proba(table.features)
+    )
+
+
+def test_manifest_records_trainer_params_data_and_files(table: ValidatedTable) -> None:
+    trainer = _trainer(RandomForestTrainer)
+    result = trainer.fit(table)
+    manifest = result.artifact.manifest
+    assert manifest.trainer == "random_forest"
+    assert manifest.params == trainer.params
+    assert manifest.schema_fingerprint == table.schema.fingerprint()
+    assert manifest.data.fingerprint == table.fingerprint
+    assert manifest.data.rows_used == table.rows
+    assert manifest.data.positives == int(table.target.sum())
+    assert manifest.holdout.train_rows + manifest.holdout.holdout_rows == table.rows
+    assert manifest.libraries["scikit-learn"]
+    assert MODEL_FILE in manifest.files
+    assert manifest.version is None  # a version id is given by the store, not the trainer
+
+
+def test_holdout_rows_are_returned_for_the_gate(table: ValidatedTable) -> None:
+    result = _trainer(RandomForestTrainer).fit(table)
+    spec = result.artifact.manifest.holdout
+    assert len(result.holdout_features) == len(result.holdout_target) == spec.holdout_rows
+    assert list(result.holdout_features.columns) == table.schema.feature_names
+
+
+def test_cross_validation_is_recorded_when_enabled(table: ValidatedTable) -> None:
+    result = RandomForestTrainer({"n_estimators": 5, "n_jobs": 1}, cv_folds=2).fit(table)
+    cv = result.artifact.manifest.evaluation.cross_validation
+    assert cv is not None
+    assert cv.folds == 2
+    assert _trainer(RandomForestTrainer).fit(table).artifact.manifest.evaluation.cross_validation is None
+
+
+def test_random_forest_predicts_single_threaded_after_fit(table: ValidatedTable) -> None:
+    result = RandomForestTrainer({"n_estimators": 5, "n_jobs": 2}).fit(table)
+    assert result.artifact.pipeline.named_steps["clf"].n_jobs is None
+
+
+def test_logistic_regression_scales_numeric_features(table: ValidatedTable) -> None:
+    result = _trainer(LogisticRegressionTrainer).fit(table)
+    numeric = result.artifact.pipeline.named_steps["features"].named_transformers_["numeric"]
+    assert "scale" in numeric.named_steps
+
+
+def test_estimator_failure_is_wrapped_in_training_error(table: ValidatedTable) -> None:
+    trainer = RandomForestTrainer({"n_estimators": 5, "max_depth": -3})
+    with pytest.raises(TrainingError, match="random_forest training failed"):
+        trainer.fit(table)
