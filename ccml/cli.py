@@ -7,6 +7,7 @@ to stderr. A user error exits 1 with a message on stderr, never a traceback.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -44,9 +45,20 @@ def _settings(**overrides: Any) -> Settings:
     return settings
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities as null: strict JSON has no literal for them (jq rejects NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _emit(document: Any, as_json: bool, text: Callable[[], str]) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(_finite(document), indent=2, default=str, allow_nan=False) + "\n")
     else:
         sys.stdout.write(text() + "\n")
 
@@ -182,9 +194,7 @@ def models_list(as_json: JsonOption = False) -> None:
 
 @models_app.command("show")
 @_user_errors
-def models_show(
-    ref: Annotated[str, typer.Argument(help="A version id or an alias.")] = CHAMPION, as_json: JsonOption = True
-) -> None:
+def models_show(ref: Annotated[str, typer.Argument(help="A version id or an alias.")] = CHAMPION) -> None:
     """A version's full manifest (JSON)."""
     from ccml.core.components import build_model_store
 
@@ -295,7 +305,7 @@ def predict(
 
     settings = _settings()
     raw = _read_records(source, settings)[:limit]
-    records = validate_records(raw, settings.feature_schema())
+    records = validate_records(raw, settings.feature_schema(), allow_missing=True)
     predictor = build_predictor(settings, build_model_store(settings).load(model))
     results = [
         {"prediction": p.label, "probability": round(p.probability, 6), "model_version": predictor.version}

@@ -13,9 +13,10 @@ from ccml.models.evaluation import HIGHER_IS_BETTER
 class PromotionGate:
     """Compare scores on the same holdout rows.
 
-    With a champion: promote if the challenger is at least the champion's score minus
-    ``tolerance`` (for ``brier``, a loss: at most the champion's plus ``tolerance``).
-    Without one: promote if the challenger reaches ``floor`` (for ``brier``: stays under it).
+    The challenger must always reach ``floor`` (for ``brier``, a loss: stay under it), so a
+    useless model never ships even when the champion scores as badly on a degenerate holdout.
+    With a champion it must also score at least the champion's score minus ``tolerance``
+    (for ``brier``: at most the champion's plus ``tolerance``).
     """
 
     metric: str = "roc_auc"
@@ -28,10 +29,10 @@ class PromotionGate:
         sign = 1.0 if HIGHER_IS_BETTER[self.metric] else -1.0
         if math.isnan(challenger):
             promoted, reason = False, f"challenger {self.metric} is undefined"
+        elif sign * (challenger - self.floor) < 0:
+            promoted, reason = False, f"challenger {self.metric} {challenger:.4f} misses the floor {self.floor:.4f}"
         elif champion is None or math.isnan(champion):
-            promoted = sign * (challenger - self.floor) >= 0
-            relation = "reaches" if promoted else "misses"
-            reason = f"challenger {self.metric} {challenger:.4f} {relation} the floor {self.floor:.4f}"
+            promoted, reason = True, f"challenger {self.metric} {challenger:.4f} reaches the floor {self.floor:.4f}"
         else:
             promoted = sign * (challenger - champion) >= -self.tolerance
             relation = "within tolerance of or better than" if promoted else "worse than"

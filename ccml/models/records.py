@@ -41,12 +41,15 @@ def _field_type(feature: Feature) -> Any:
 
 
 @lru_cache(maxsize=16)
-def _cached_model(schema_json: str) -> type[BaseModel]:
+def _cached_model(schema_json: str, allow_missing: bool) -> type[BaseModel]:
     # Keyed by the schema's JSON: a FeatureSchema holds lists, so it is not hashable itself.
     schema = FeatureSchema.model_validate_json(schema_json)
-    fields: dict[str, Any] = {feature.name: (_field_type(feature), ...) for feature in schema.features}
+    fields: dict[str, Any] = {
+        feature.name: (_field_type(feature) | None, None) if allow_missing else (_field_type(feature), ...)
+        for feature in schema.features
+    }
     return create_model(
-        "StudentFeatures",
+        "StudentFeaturesWithGaps" if allow_missing else "StudentFeatures",
         __config__=ConfigDict(
             extra="forbid", strict=True, json_schema_extra={"examples": [dict(schema.example_record())]}
         ),
@@ -55,9 +58,13 @@ def _cached_model(schema_json: str) -> type[BaseModel]:
     )
 
 
-def record_model(schema: FeatureSchema) -> type[BaseModel]:
-    """The pydantic model of one prediction record for ``schema`` (cached per schema)."""
-    return _cached_model(schema.model_dump_json())
+def record_model(schema: FeatureSchema, *, allow_missing: bool = False) -> type[BaseModel]:
+    """The pydantic model of one prediction record for ``schema`` (cached per schema).
+
+    ``allow_missing`` lets a field be absent or null (the pipeline imputes it): for batch
+    scoring of exported tables; the API requires every field.
+    """
+    return _cached_model(schema.model_dump_json(), allow_missing)
 
 
 def _native(value: Any, feature: Feature) -> Any:
@@ -90,9 +97,9 @@ def records_from_frame(frame: pd.DataFrame, schema: FeatureSchema) -> list[dict[
     return records
 
 
-def validate_records(raw: list[Any], schema: FeatureSchema) -> list[dict[str, Any]]:
+def validate_records(raw: list[Any], schema: FeatureSchema, *, allow_missing: bool = False) -> list[dict[str, Any]]:
     """Validate records strictly; raise ``InvalidInputError`` naming record and field."""
-    model = record_model(schema)
+    model = record_model(schema, allow_missing=allow_missing)
     problems: list[str] = []
     valid: list[dict[str, Any]] = []
     for position, item in enumerate(raw, start=1):

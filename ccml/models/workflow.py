@@ -17,7 +17,7 @@ import structlog
 
 from ccml.core.artifact import Manifest, ModelArtifact, PromotionDecision
 from ccml.core.contracts import CHAMPION, DataSource, ModelStore, Predictor, Trainer
-from ccml.core.errors import CcmlError, ModelNotFoundError
+from ccml.core.errors import ArtifactIntegrityError, CcmlError, ModelNotFoundError
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult
@@ -122,7 +122,10 @@ class RetrainWorkflow:
             champion = self.store.load(self.alias)
         except ModelNotFoundError:
             return None, None, "no champion yet"
-        except CcmlError as exc:
+        except ArtifactIntegrityError as exc:
+            # A champion that can never load again (tampered, or pickled by another
+            # scikit-learn) cannot be compared with; any other store error may be transient
+            # and propagates, so a challenger never replaces a champion it was not scored against.
             log.warning("champion_unusable", error=str(exc))
             return None, None, f"champion unusable ({exc})"
         version = champion.version

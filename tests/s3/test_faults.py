@@ -115,12 +115,6 @@ def test_s3_fault_makes_the_handler_raise_and_leaves_champion_and_store_intact(
     assert_store_consistent(store)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in ccml/models/workflow.py: _champion_score treats any CcmlError while loading "
-    "the champion (here a transient S3 read timeout, a ModelStoreError) as 'champion unusable', "
-    "so the challenger is judged by the floor alone and replaces a champion it was never compared with",
-)
 def test_transient_fault_reading_the_champion_does_not_replace_it_unscored(
     mock_bucket: str, lambda_env: Any, training: TrainingResult
 ) -> None:

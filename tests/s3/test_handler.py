@@ -312,12 +312,6 @@ def test_each_invocation_logs_with_its_own_request_id_only(bucket: str) -> None:
     assert structlog.contextvars.get_contextvars() == {"request_id": "req-2"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in ccml/models/gate.py: with a champion the floor is not applied, so a model "
-    "trained on random labels (ROC AUC ~0.5) is promoted whenever the champion also scores "
-    "~0.5 on that same random-label holdout",
-)
 def test_model_trained_on_random_labels_never_replaces_the_champion(bucket: str, training: TrainingResult) -> None:
     store = store_for(bucket)
     champion = publish_champion(store, training)

@@ -100,7 +100,7 @@ def _assert_user_error(result: Result, *, one_line: bool = True) -> str:
 
 
 def _complete_rows(path: Path, n: int) -> pd.DataFrame:
-    """The first ``n`` sample rows without missing cells (prediction input must be complete)."""
+    """The first ``n`` sample rows without missing cells."""
     return pd.read_csv(path).dropna().head(n)
 
 
@@ -151,6 +151,10 @@ def reads(trained: Trained, first_version: str) -> dict[str, Result]:
         {k: (int(v) if k != NUMERIC.name and isinstance(v, float) else v) for k, v in r.items()} for r in records
     ]
     bad_record = {**SCHEMA.example_record(), NUMERIC.name: "lots"}
+    gappy_csv = work / "gappy.csv"
+    gappy = _complete_rows(trained.sample, 3).astype(object)
+    gappy.iloc[0, gappy.columns.get_loc(NUMERIC.column)] = None  # an empty cell, imputed by the pipeline
+    gappy.to_csv(gappy_csv, index=False)
     broken_csv = work / "broken.csv"
     broken_csv.write_text('a,b\n1,2\n"never closed\n')
     example = json.dumps(SCHEMA.example_record())
@@ -163,6 +167,7 @@ def reads(trained: Trained, first_version: str) -> dict[str, Result]:
             "predict object": (("predict", example, "--json"), {}),
             "predict list": (("predict", json.dumps(records), "--model", first_version, "--json"), {}),
             "predict csv": (("predict", str(csv), "--limit", "4", "--json"), {}),
+            "predict gappy csv": (("predict", str(gappy_csv), "--json"), {}),
             "predict invalid": (("predict", json.dumps(bad_record)), {}),
             "predict malformed": (("predict", "{not json"), {}),
             "train missing file": (("train", "--data", str(work / "absent.csv")), {}),
@@ -250,6 +255,14 @@ def test_predict_accepts_a_json_list_and_a_model_version(reads: dict[str, Result
 def test_predict_accepts_a_csv_file(reads: dict[str, Result]) -> None:
     predictions = reads["predict csv"].json()
     assert len(predictions) == 4  # --limit
+    assert all(0 <= p["probability"] <= 1 for p in predictions)
+
+
+def test_predict_imputes_empty_csv_cells(reads: dict[str, Result]) -> None:
+    result = reads["predict gappy csv"]
+    assert result.code == 0, result.stderr
+    predictions = result.json()
+    assert len(predictions) == 3
     assert all(0 <= p["probability"] <= 1 for p in predictions)
 
 

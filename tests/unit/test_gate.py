@@ -17,22 +17,32 @@ score_metrics = st.sampled_from([name for name, higher in HIGHER_IS_BETTER.items
 @given(champion=scores, gap=st.floats(1e-6, 1), tolerance=tolerances, metric=score_metrics)
 def test_worse_challenger_is_never_promoted(champion: float, gap: float, tolerance: float, metric: str) -> None:
     challenger = champion - tolerance - gap
-    decision = PromotionGate(metric, tolerance, floor=0.0).decide(challenger, champion, "v1")
+    decision = PromotionGate(metric, tolerance, floor=-2.0).decide(challenger, champion, "v1")
     assert not decision.promoted
     assert "worse than" in decision.reason
 
 
 @given(champion=scores, gain=st.floats(0, 1), tolerance=tolerances, metric=score_metrics)
 def test_equal_or_better_challenger_is_promoted(champion: float, gain: float, tolerance: float, metric: str) -> None:
-    decision = PromotionGate(metric, tolerance, floor=1.0).decide(champion + gain, champion, "v1")
+    decision = PromotionGate(metric, tolerance, floor=0.0).decide(champion + gain, champion, "v1")
     assert decision.promoted
+
+
+@given(champion=scores, gain=st.floats(0, 1), floor=scores)
+def test_challenger_under_the_floor_is_never_promoted_even_if_better(
+    champion: float, gain: float, floor: float
+) -> None:
+    # A degenerate holdout (e.g. random labels) can make a useless challenger "beat" the champion.
+    challenger = champion + gain
+    decision = PromotionGate("roc_auc", 0.005, floor).decide(challenger, champion, "v1")
+    assert decision.promoted == (challenger >= floor)
 
 
 @given(champion=scores, fraction=st.floats(0, 1), tolerance=st.floats(1e-4, 0.1))
 def test_challenger_within_tolerance_is_promoted(champion: float, fraction: float, tolerance: float) -> None:
     # Half the tolerance at most keeps float rounding away from the boundary.
     challenger = champion - tolerance * fraction * 0.5
-    assert PromotionGate("roc_auc", tolerance).decide(challenger, champion, "v1").promoted
+    assert PromotionGate("roc_auc", tolerance, floor=-1.0).decide(challenger, champion, "v1").promoted
 
 
 def test_zero_tolerance_refuses_any_loss() -> None:
@@ -50,7 +60,7 @@ def test_first_version_must_reach_the_floor(floor: float, challenger: float) -> 
 
 @given(champion=scores, gap=st.floats(1e-6, 1), tolerance=tolerances)
 def test_brier_is_a_loss_lower_is_better(champion: float, gap: float, tolerance: float) -> None:
-    gate = PromotionGate("brier", tolerance, floor=0.25)
+    gate = PromotionGate("brier", tolerance, floor=1.0)  # for a loss the floor is a ceiling
     assert gate.decide(champion - gap, champion, "v1").promoted
     assert not gate.decide(champion + tolerance + gap, champion, "v1").promoted
 
