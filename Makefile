@@ -10,14 +10,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export CCML_HOME
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean lock image-test bench bench-quick
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 # The main job on the embedded default: local storage, synthetic data, train if there is
@@ -33,6 +33,9 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 format: install
 	$(VENV)/bin/ruff format .
@@ -40,6 +43,19 @@ format: install
 
 test: install lint
 	$(PY) -m pytest
+
+# requirements.lock pins every runtime dependency of the container images. Regenerate it
+# after changing dependencies in pyproject.toml.
+lock:
+	rm -rf .lockenv
+	$(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install --quiet '.[lambda]'
+	.lockenv/bin/pip freeze --exclude ccml --exclude pip --exclude setuptools --exclude wheel > requirements.lock
+	rm -rf .lockenv
+
+# Build both container images with podman and smoke-test them (see scripts/image-test.sh).
+image-test: install
+	scripts/image-test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
