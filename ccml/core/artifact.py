@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import joblib
 from pydantic import BaseModel, ConfigDict, Field
 
 from ccml.core.errors import ArtifactIntegrityError
@@ -190,6 +189,8 @@ class ModelArtifact:
         cls, pipeline: Any, manifest: Manifest, extras: Mapping[str, bytes] | None = None
     ) -> ModelArtifact:
         """Serialize a fitted pipeline and record each file's checksum in the manifest."""
+        import joblib  # here, not at module level: serving an ONNX model never unpickles
+
         buffer = io.BytesIO()
         joblib.dump(pipeline, buffer, compress=JOBLIB_COMPRESS)
         files = {MODEL_FILE: buffer.getvalue(), **(extras or {})}
@@ -232,6 +233,8 @@ class ModelArtifact:
     def pipeline(self) -> Any:
         """The fitted scikit-learn pipeline, unpickled on first use."""
         if self._pipeline is None:
+            import joblib
+
             self.check_compatible()
             self._pipeline = joblib.load(io.BytesIO(self.files[MODEL_FILE]))
         return self._pipeline

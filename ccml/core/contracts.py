@@ -12,10 +12,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import numpy as np
-import pandas as pd
 import structlog
 
 from ccml.core.artifact import MANIFEST_FILE, Manifest, ModelArtifact, utc_now
@@ -41,9 +40,13 @@ from ccml.core.types import (
     ValidatedTable,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = structlog.get_logger(__name__)
 
-Records = pd.DataFrame | Sequence[Mapping[str, Any]]
+# A string alias: pandas stays unimported in a process that serves from JSON records.
+Records: TypeAlias = "pd.DataFrame | Sequence[Mapping[str, Any]]"
 Probabilities = np.ndarray[Any, np.dtype[np.float64]]
 
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")

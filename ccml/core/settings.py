@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     trainer_params: dict[str, Any] = Field(
         default_factory=dict, description='Estimator hyper-parameters as JSON, e.g. {"n_estimators": 200}.'
     )
-    predictor: str = Field("sklearn", description="Inference backend: onnx | sklearn | a plugin.")
+    predictor: str = Field("onnx", description="Inference backend: onnx | sklearn | a plugin.")
     onnx_fallback: bool = Field(
         False, description="When a version has no usable ONNX file, serve it with sklearn (logged) instead of refusing."
     )

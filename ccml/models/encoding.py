@@ -9,14 +9,17 @@ model never imports scikit-learn.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-import pandas as pd
 
 from ccml.core.errors import InvalidInputError
 from ccml.core.schema import Feature, FeatureSchema
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatMatrix = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -45,9 +48,12 @@ class RecordEncoder:
         self.width = len(self.features)
 
     def encode(self, records: pd.DataFrame | Sequence[Mapping[str, Any]]) -> FloatMatrix:
-        if isinstance(records, pd.DataFrame):
+        # pandas is only imported by callers that have DataFrames: a process serving JSON
+        # records never loads it (cold start), and then ``records`` cannot be a DataFrame.
+        pandas = sys.modules.get("pandas")
+        if pandas is not None and isinstance(records, pandas.DataFrame):
             return self._encode_frame(records)
-        return self._encode_records(records)
+        return self._encode_records(cast("Sequence[Mapping[str, Any]]", records))
 
     def _encode_frame(self, frame: pd.DataFrame) -> FloatMatrix:
         out = np.empty((len(frame), self.width), dtype=np.float64)
@@ -56,7 +62,7 @@ class RecordEncoder:
                 raise InvalidInputError(f"{feature.name}: column missing")
             column = frame[feature.name]
             if index is None:
-                out[:, j] = pd.to_numeric(column, errors="raise").astype("float64").to_numpy()
+                out[:, j] = column.astype("float64").to_numpy()
                 continue
             codes = column.map(index)
             unseen = codes.isna() & column.notna()

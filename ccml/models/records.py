@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from ccml.core.errors import InvalidInputError
 from ccml.core.schema import Feature, FeatureSchema
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _reject_bool(value: object) -> object:

@@ -10,13 +10,15 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ccml.core.contracts import DataSource, ModelStore
 from ccml.core.errors import ConcurrentUpdateError, DataSourceError, ModelVersionExistsError
 from ccml.core.settings import Settings
 from ccml.core.types import Dataset
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def read_csv_text(data: bytes, origin: str) -> pd.DataFrame:
@@ -24,6 +26,8 @@ def read_csv_text(data: bytes, origin: str) -> pd.DataFrame:
 
     An empty file is an empty table, so validation reports it with every missing column.
     """
+    import pandas as pd  # here: a server process that only reads models never needs it
+
     if not data.strip():
         return pd.DataFrame()
     try:

@@ -13,6 +13,7 @@ from ccml.core.errors import ConfigError
 from ccml.core.registry import DATA_SOURCES, MODEL_STORES, PREDICTORS, TRAINERS, Registry
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult
+from ccml.models.onnx import OnnxPredictor
 from ccml.models.predictor import SklearnPredictor
 from ccml.models.trainers import (
     HistGradientBoostingTrainer,
@@ -96,7 +97,9 @@ def test_build_functions_turn_settings_into_components(settings: Settings, train
     assert isinstance(source, LocalDataSource)
     assert source.path == Path("/tmp/data.csv")
     assert isinstance(build_data_source(settings, "relative/data.csv"), LocalDataSource)
-    assert isinstance(build_predictor(settings, training.artifact), SklearnPredictor)
+    assert isinstance(build_predictor(settings, training.artifact), OnnxPredictor)  # the default
+    sklearn_settings = settings.model_copy(update={"predictor": "sklearn"})
+    assert isinstance(build_predictor(sklearn_settings, training.artifact), SklearnPredictor)
 
 
 @pytest.mark.parametrize(

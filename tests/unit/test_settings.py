@@ -13,11 +13,11 @@ from ccml.core.settings import Settings
 EXAMPLE_SCHEMA = Path(__file__).resolve().parents[2] / "examples" / "schemas" / "kddcup2015.toml"
 
 
-def test_defaults_select_local_storage_random_forest_and_sklearn() -> None:
+def test_defaults_select_local_storage_random_forest_and_onnx() -> None:
     settings = Settings()
     assert settings.storage == "local"
     assert settings.trainer == "random_forest"
-    assert settings.predictor == "sklearn"
+    assert settings.predictor == "onnx"
     assert settings.schema_file is None
     assert settings.home == Path(".ccml")
 
