@@ -41,7 +41,9 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The benchmark smoke test needs wrk: install it when we can (root, as in CI), else it skips.
 test: install lint
+	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(PY) -m pytest
 
 # requirements.lock pins every runtime dependency of the container images. Regenerate it
@@ -52,6 +54,16 @@ lock:
 	.lockenv/bin/pip install --quiet '.[lambda]'
 	.lockenv/bin/pip freeze --exclude ccml --exclude pip --exclude setuptools --exclude wheel > requirements.lock
 	rm -rf .lockenv
+
+# Benchmarks (see bench/run.py): full mode for the README's numbers, quick mode as a smoke
+# run. wrk comes from Debian's package.
+bench: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) -m bench.run --full
+
+bench-quick: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) -m bench.run --quick
 
 # Build both container images with podman and smoke-test them (see scripts/image-test.sh).
 image-test: install

@@ -19,14 +19,13 @@ from typing import Any
 
 import pandas as pd
 
+from bench.common import RESULTS
 from ccml.core.settings import Settings
 from ccml.models.predictor import SklearnPredictor
 from ccml.models.synthetic import generate
 from ccml.models.trainers import RandomForestTrainer
 from ccml.models.validation import validate
 from ccml.storage.local import LocalDataSource
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def _median_us(samples: list[float]) -> float:

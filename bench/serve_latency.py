@@ -13,64 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import RESULTS, bin_path, free_port, run_wrk, wait_ready, write_post_script, wrk_available
 from ccml.core.settings import Settings
-
-RESULTS = Path(__file__).parent / "results"
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, deadline_s: float = 60.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not become ready within {deadline_s} s")
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    if not match:
-        raise ValueError(f"unexpected wrk latency {text!r}")
-    return round(float(match.group(1)) * _UNITS[match.group(2)], 3)
-
-
-def run_wrk(url: str, connections: int, seconds: int, script: Path | None) -> dict[str, Any]:
-    command = ["wrk", "--latency", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s"]
-    if script is not None:
-        command += ["-s", str(script)]
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    socket_errors = re.search(r"Socket errors: (.*)$", output, re.MULTILINE)
-    return {
-        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
-        "p50_ms": _ms(percentiles["50"]),
-        "p99_ms": _ms(percentiles["99"]),
-        "errors": int(non_2xx.group(1)) if non_2xx else 0,
-        "socket_errors": socket_errors.group(1) if socket_errors else "",
-    }
 
 
 def main() -> None:
@@ -79,16 +30,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if not wrk_available():
         sys.exit("wrk is not installed: apt-get install -y wrk")
     record = json.dumps(Settings().feature_schema().example_record())
-    ccml = str(Path(sys.executable).parent / "ccml")
+    ccml = bin_path("ccml")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder:
-        script = Path(folder) / "post.lua"
-        script.write_text(
-            f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = {json.dumps(record)}\n'
-        )
+        script = write_post_script(Path(folder) / "post.lua", record)
         for workers in args.workers:
             port = free_port()
             env = {**os.environ, "CCML_LOG_LEVEL": "warning"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, cast
 
 from fastapi import Depends, Request, Security
@@ -19,17 +19,19 @@ from ccml.models.serving import ChampionWatcher
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The value of CCML_API_KEY.")
 
 
-def get_watcher(request: Request) -> ChampionWatcher:
+# Dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in the
+# thread pool, a hop that costs more than the whole ONNX prediction.
+async def get_watcher(request: Request) -> ChampionWatcher:
     return cast(ChampionWatcher, request.app.state.watcher)
 
 
-def get_metrics(request: Request) -> ApiMetrics:
+async def get_metrics(request: Request) -> ApiMetrics:
     return cast(ApiMetrics, request.app.state.metrics)
 
 
-def get_predictor(request: Request) -> Predictor:
+async def get_predictor(request: Request) -> Predictor:
     """The live model, read once: the whole request is answered by this one version."""
-    predictor = get_watcher(request).current
+    predictor = cast(ChampionWatcher, request.app.state.watcher).current
     if predictor is None:
         raise ModelNotFoundError("no model is loaded yet: train one and promote it to 'champion'")
     request.state.model_version = predictor.version
@@ -41,10 +43,10 @@ MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 
 
-def api_key_checker(expected: SecretStr) -> Callable[[str | None], None]:
+def api_key_checker(expected: SecretStr) -> Callable[[str | None], Awaitable[None]]:
     secret = expected.get_secret_value().encode()
 
-    def check_api_key(key: Annotated[str | None, Security(API_KEY_HEADER)]) -> None:
+    async def check_api_key(key: Annotated[str | None, Security(API_KEY_HEADER)]) -> None:
         # compare_digest: the time taken does not reveal how much of the key matched.
         if key is None or not secrets.compare_digest(key.encode(), secret):
             raise HTTPException(401, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "APIKey"})
