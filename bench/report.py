@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ccml.core.jsonable import finite
+
 Mode = Literal["quick", "full"]
 
 
@@ -126,8 +128,8 @@ class Report:
             "mode": self.mode,
             "meta": self.meta,
             "sections": self.sections,
-            "figures": [_finite(asdict(f)) for f in self.figures],
-            "targets": [_finite(asdict(f)) for f in self.figures if f.target],
+            "figures": [finite(asdict(f)) for f in self.figures],
+            "targets": [finite(asdict(f)) for f in self.figures if f.target],
             "notes": self.notes,
         }
 
@@ -180,20 +182,9 @@ class Report:
         folder.mkdir(parents=True, exist_ok=True)
         json_path = folder / f"{stamp}.json"
         markdown_path = folder / f"{stamp}.md"
-        json_path.write_text(json.dumps(_finite(self.to_json()), indent=2) + "\n")
+        json_path.write_text(json.dumps(finite(self.to_json()), indent=2) + "\n")
         markdown_path.write_text(self.markdown())
         return json_path, markdown_path
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities as null: strict JSON has no literal for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
 
 
 def _value(value: float | bool | None) -> str:

@@ -7,7 +7,6 @@ to stderr. A user error exits 1 with a message on stderr, never a traceback.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -18,6 +17,7 @@ import typer
 
 from ccml.core.contracts import CHAMPION
 from ccml.core.errors import CcmlError, ConfigError, DataSourceError, InvalidInputError
+from ccml.core.jsonable import finite
 from ccml.core.logging import configure_logging
 from ccml.core.settings import Settings
 
@@ -45,20 +45,9 @@ def _settings(**overrides: Any) -> Settings:
     return settings
 
 
-def _finite(value: Any) -> Any:
-    """NaN and infinities as null: strict JSON has no literal for them (jq rejects NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
 def _emit(document: Any, as_json: bool, text: Callable[[], str]) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(_finite(document), indent=2, default=str, allow_nan=False) + "\n")
+        sys.stdout.write(json.dumps(finite(document), indent=2, default=str, allow_nan=False) + "\n")
     else:
         sys.stdout.write(text() + "\n")
 

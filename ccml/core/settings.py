@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from ccml.core.errors import ConfigError
-from ccml.core.registry import MODEL_STORES, PREDICTORS, TRAINERS
+from ccml.core.registry import MODEL_STORES, PREDICTORS, TRAINERS, Registry
 from ccml.core.schema import FeatureSchema, load_schema
 
 Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "brier"]
@@ -107,20 +107,11 @@ class Settings(BaseSettings):
     )
     log_format: LogFormat = Field("auto", description="auto (JSON unless stderr is a terminal) | json | console.")
 
-    @field_validator("storage")
+    @field_validator("storage", "trainer", "predictor")
     @classmethod
-    def _known_storage(cls, value: str) -> str:
-        return MODEL_STORES.check(value)
-
-    @field_validator("trainer")
-    @classmethod
-    def _known_trainer(cls, value: str) -> str:
-        return TRAINERS.check(value)
-
-    @field_validator("predictor")
-    @classmethod
-    def _known_predictor(cls, value: str) -> str:
-        return PREDICTORS.check(value)
+    def _known_component(cls, value: str, info: ValidationInfo) -> str:
+        registries: dict[str, Registry[Any]] = {"storage": MODEL_STORES, "trainer": TRAINERS, "predictor": PREDICTORS}
+        return registries[str(info.field_name)].check(value)
 
     @field_validator("cv_folds")
     @classmethod
