@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ccml.core.errors import ArtifactIntegrityError
+from ccml.core.schema import FeatureSchema
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -204,6 +205,10 @@ class ModelArtifact:
     @property
     def version(self) -> str | None:
         return self.manifest.version
+
+    def trained_on(self, schema: FeatureSchema) -> bool:
+        """Whether this model takes exactly ``schema``'s features (names, types, values)."""
+        return bool(self.manifest.schema_.get("features") == schema.model_dump(mode="json")["features"])
 
     def verify(self, signing_key: bytes | None = None) -> None:
         """Check every file against the manifest (and the signature when a key is given)."""

@@ -269,9 +269,12 @@ class ModelStore(ABC):
                     raise ModelStoreError(f"alias {alias!r} has no earlier version to roll back to")
                 new = AliasRecord(alias, current.previous[-1], current.previous[:-1], utc_now().isoformat())
             else:
-                previous = (*current.previous, current.version) if current and current.version != target else ()
-                if current and current.version == target:
+                if current is None:
+                    previous: tuple[str, ...] = ()
+                elif current.version == target:  # re-promoting the same version adds no history
                     previous = current.previous
+                else:
+                    previous = (*current.previous, current.version)
                 new = AliasRecord(alias, target, previous, utc_now().isoformat())
             body = json.dumps(
                 {

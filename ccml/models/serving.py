@@ -56,8 +56,7 @@ class ChampionWatcher:
 
     def _verified(self, version: str) -> Predictor:
         artifact = self.store.load(version)
-        features = artifact.manifest.schema_.get("features")
-        if features != self.schema.model_dump(mode="json")["features"]:
+        if not artifact.trained_on(self.schema):
             raise PredictionError(f"model {version} was trained on another feature schema than the one served")
         predictor = self.predictor_factory(artifact)
         predictor.predict_proba([self.schema.example_record()])  # fail here, not on a client's request

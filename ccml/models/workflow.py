@@ -129,7 +129,7 @@ class RetrainWorkflow:
             log.warning("champion_unusable", error=str(exc))
             return None, None, f"champion unusable ({exc})"
         version = champion.version
-        if champion.manifest.schema_.get("features") != self.schema.model_dump(mode="json")["features"]:
+        if not champion.trained_on(self.schema):
             return None, version, f"champion {version} was trained on another feature schema"
         try:
             probabilities = self.predictor_factory(champion).predict_proba(result.holdout_features)

@@ -105,9 +105,7 @@ class S3ModelStore(ModelStore):
     def _read(self, key: str) -> bytes | None:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            return None
-        except Exception as exc:
+        except Exception as exc:  # NoSuchKey included: its code is in _MISSING
             if _error_code(exc) in _MISSING:
                 return None
             raise
