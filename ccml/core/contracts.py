@@ -456,6 +456,19 @@ class Predictor(ABC):
             raise PredictionError(f"model {self.version} returned shape {probabilities.shape} for {len(records)} rows")
         return probabilities
 
+    def predict_one(self, record: Mapping[str, Any]) -> float:
+        """Probability of completion for one record: the API's per-request call, which a
+        backend can serve faster than a one-row batch (see ``_predict_one``)."""
+        try:
+            return self._predict_one(record)
+        except CcmlError:
+            raise
+        except Exception as exc:
+            raise PredictionError(f"model {self.version} failed to predict: {exc}") from exc
+
+    def _predict_one(self, record: Mapping[str, Any]) -> float:
+        return float(self._predict_proba([record])[0])
+
     def predict(self, records: Records) -> list[Prediction]:
         probabilities = self.predict_proba(records)
         return [self.to_prediction(float(p)) for p in probabilities]

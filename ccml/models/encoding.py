@@ -9,6 +9,7 @@ model never imports scikit-learn.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -70,18 +71,19 @@ class RecordEncoder:
         return out
 
     def _encode_records(self, records: Sequence[Mapping[str, Any]]) -> FloatMatrix:
-        out = np.empty((len(records), self.width), dtype=np.float64)
-        specs = list(zip(self.features, self.indexes, self.unseen, strict=True))
-        for i, record in enumerate(records):
-            row = out[i]
-            for j, (feature, index, unseen) in enumerate(specs):
-                value = record.get(feature.name)
-                if value is None:
-                    row[j] = np.nan
-                elif index is not None:
-                    row[j] = index.get(value, unseen)
-                elif feature.type == "boolean":
-                    row[j] = _as_bool(value, feature.name)
-                else:
-                    row[j] = value
-        return out
+        return np.array([self.row(record) for record in records], dtype=np.float64).reshape(len(records), self.width)
+
+    def row(self, record: Mapping[str, Any]) -> list[float]:
+        """One record as a schema-order list of floats (plain Python: the one-record path)."""
+        row = []
+        for feature, index, unseen in zip(self.features, self.indexes, self.unseen, strict=True):
+            value = record.get(feature.name)
+            if value is None:
+                row.append(math.nan)
+            elif index is not None:
+                row.append(index.get(value, unseen))
+            elif feature.type == "boolean":
+                row.append(_as_bool(value, feature.name))
+            else:
+                row.append(float(value))
+        return row

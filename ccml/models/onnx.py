@@ -1,17 +1,20 @@
-"""The ONNX backend: the fitted pipeline, minus its encoder, run by ONNX Runtime.
+"""The ONNX backend: the fitted estimator run by ONNX Runtime, without scikit-learn.
 
-At training time ``export_onnx`` converts ``pipeline[1:]`` (imputation, one-hot, scaling
-and the estimator operate on floats) with skl2onnx and checks it on the holdout: labels
-identical and probabilities within ``PARITY_TOLERANCE`` of scikit-learn, or the ONNX file
-is not shipped and the manifest says why. At serving time ``OnnxPredictor`` encodes records
-with ``RecordEncoder`` and runs the graph; neither imports scikit-learn.
+At training time ``export_onnx`` converts the pipeline after its encoder. For pipelines
+built by ``build_feature_pipeline`` only the estimator is converted, and the feature step
+(imputation, scaling, one-hot) travels as an ``InputPlan`` in the ONNX file's metadata:
+ccml applies it in Python, which is cheaper per row than ONNX Runtime's preprocessing
+nodes. Any other pipeline is converted whole. Either way the result is checked on the
+holdout: labels identical and probabilities within ``PARITY_TOLERANCE`` of scikit-learn,
+or the ONNX file is not shipped and the manifest says why. At serving time
+``OnnxPredictor`` encodes records with ``RecordEncoder`` (and the plan) and runs the graph.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -23,10 +26,13 @@ from ccml.core.errors import PredictionError
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 from ccml.models.encoding import FloatMatrix, RecordEncoder
+from ccml.models.model_input import InputPlan
 
 log = structlog.get_logger(__name__)
 
 ONNX_FILE = "model.onnx"
+# The ONNX metadata key holding the InputPlan's JSON (absent: the graph takes encoded rows).
+PLAN_KEY = "ccml.input_plan"
 PARITY_TOLERANCE = 1e-5
 # Batches at least this large run on a session that may use every core.
 LARGE_BATCH = 2048
@@ -60,30 +66,45 @@ def _session(graph: bytes, threads: int) -> Any:
     return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
-def _run(session: Any, matrix: FloatMatrix) -> tuple[Any, Probabilities]:
-    labels, probabilities = session.run(None, {"input": matrix.astype(np.float32)})
+def _clip(probabilities: Probabilities) -> Probabilities:
     # float32 sums of tree votes can land a hair outside [0, 1] (1.0000001), which breaks the
     # Predictor contract and the API's response model.
-    return labels, np.clip(np.asarray(probabilities[:, 1], dtype=np.float64), 0.0, 1.0)
+    return np.clip(probabilities, 0.0, 1.0)
+
+
+def _convert(model: Any, width: int, plan: InputPlan | None) -> bytes:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    estimator = model[-1] if hasattr(model, "steps") else model
+    with _tree_ensemble_bool_fix():
+        proto = convert_sklearn(
+            model,
+            initial_types=[("input", FloatTensorType([None, width]))],
+            # zipmap off: probabilities as a tensor, not a list of dicts per row.
+            options={id(estimator): {"zipmap": False}},
+        )
+    if plan is not None:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = PLAN_KEY, plan.to_json()
+    return bytes(proto.SerializeToString())
 
 
 def export_onnx(pipeline: Any, holdout: FloatMatrix) -> tuple[bytes | None, str]:
-    """Convert ``pipeline[1:]`` and check parity on ``holdout`` (encoded rows).
-
-    Returns the graph (or None) and a note for the manifest saying what happened.
-    """
+    """Convert ``pipeline[1:]`` (or its estimator plus an ``InputPlan``) and check parity on
+    ``holdout`` (encoded rows). Returns the graph (or None) and a note for the manifest."""
+    model = pipeline[1:]
     try:
-        from skl2onnx import convert_sklearn
-        from skl2onnx.common.data_types import FloatTensorType
-
-        model = pipeline[1:]
-        with _tree_ensemble_bool_fix():
-            graph = convert_sklearn(
-                model,
-                initial_types=[("input", FloatTensorType([None, holdout.shape[1]]))],
-                options={id(model[-1]): {"zipmap": False}},
-            ).SerializeToString()
-        labels, probabilities = _run(_session(graph, 1), holdout)
+        plan = InputPlan.from_pipeline(pipeline)
+        if plan is not None:
+            graph = _convert(pipeline[-1], plan.width, plan)
+            inputs = plan.transform(holdout)
+        else:
+            graph = _convert(model, holdout.shape[1], None)
+            inputs = holdout
+        session = _session(graph, 1)
+        labels, probabilities = session.run(None, {"input": inputs.astype(np.float32)})
+        probabilities = _clip(np.asarray(probabilities[:, 1], dtype=np.float64))
     except Exception as exc:  # any converter failure: ship without ONNX, say why
         log.warning("onnx_export_failed", error=str(exc)[:300])
         return None, f"not converted: {type(exc).__name__}: {str(exc)[:300]}"
@@ -94,7 +115,8 @@ def export_onnx(pipeline: Any, holdout: FloatMatrix) -> tuple[bytes | None, str]
     if not same_labels or difference > PARITY_TOLERANCE:
         reason = f"max |p diff| {difference:.2e}, labels identical: {same_labels}"
         return None, f"not shipped: parity failed on the holdout ({reason})"
-    return graph, f"converted; holdout parity: labels identical, max |p diff| {difference:.1e}"
+    form = "estimator + input plan" if plan is not None else "whole graph"
+    return graph, f"converted ({form}); holdout parity: labels identical, max |p diff| {difference:.1e}"
 
 
 class OnnxPredictor(Predictor):
@@ -111,14 +133,33 @@ class OnnxPredictor(Predictor):
         self._encoder = RecordEncoder(FeatureSchema.model_validate(artifact.manifest.schema_))
         self._small = _session(graph, 1)
         self._large: Any = None
+        plan = self._small.get_modelmeta().custom_metadata_map.get(PLAN_KEY)
+        self._plan = InputPlan.from_json(plan) if plan is not None else None
+        self._input = self._small.get_inputs()[0].name
+        outputs = [output.name for output in self._small.get_outputs()]
+        # Ask for the probabilities only: skl2onnx names them "probabilities", second output.
+        self._outputs = ["probabilities"] if "probabilities" in outputs else outputs[-1:]
 
     def _predict_proba(self, records: Records) -> Probabilities:
         matrix = self._encoder.encode(records)
+        if self._plan is not None:
+            matrix = self._plan.transform(matrix)
+        session = self._small
         if len(matrix) >= LARGE_BATCH:
             if self._large is None:
                 self._large = _session(self._graph, os.cpu_count() or 1)
-            return _run(self._large, matrix)[1]
-        return _run(self._small, matrix)[1]
+            session = self._large
+        probabilities = session.run(self._outputs, {self._input: matrix.astype(np.float32)})[0]
+        return _clip(np.asarray(probabilities[:, 1], dtype=np.float64))
+
+    def _predict_one(self, record: Mapping[str, Any]) -> float:
+        # The API's hot path: plain Python up to the session call, no NumPy ufuncs on a 1-row array.
+        values = self._encoder.row(record)
+        if self._plan is not None:
+            values = self._plan.row(values)
+        row = np.array([values], dtype=np.float32)
+        probability = float(self._small.run(self._outputs, {self._input: row})[0][0, 1])
+        return 0.0 if probability < 0.0 else 1.0 if probability > 1.0 else probability
 
 
 def build_onnx_predictor(settings: Settings, artifact: ModelArtifact) -> Predictor:
