@@ -16,6 +16,7 @@ from ccml.api.deps import api_key_checker
 from ccml.api.errors import register_error_handlers
 from ccml.api.metrics import ApiMetrics
 from ccml.api.middleware import RequestContextMiddleware
+from ccml.api.predict import PredictDispatch, PredictEndpoint
 from ccml.api.routes import build_router
 from ccml.api.schemas import BodyModels
 from ccml.core.components import build_model_store, build_predictor
@@ -74,6 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.watcher = watcher
     app.state.metrics = metrics
     register_error_handlers(app)
-    app.include_router(build_router(BodyModels(schema, settings.max_batch), protected))
+    bodies = BodyModels(schema, settings.max_batch)
+    endpoint = PredictEndpoint(watcher, metrics, bodies.record, settings.api_key)
+    app.include_router(build_router(bodies, protected, endpoint))
+    # add_middleware wraps: the last added runs first. RequestContextMiddleware sees every request.
+    app.add_middleware(PredictDispatch, endpoint=endpoint)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app

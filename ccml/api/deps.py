@@ -43,12 +43,15 @@ MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 
 
-def api_key_checker(expected: SecretStr) -> Callable[[str | None], Awaitable[None]]:
-    secret = expected.get_secret_value().encode()
+def check_key(expected: SecretStr, key: str | None) -> None:
+    """Raise 401 unless ``key`` is the configured API key."""
+    # compare_digest: the time taken does not reveal how much of the key matched.
+    if key is None or not secrets.compare_digest(key.encode(), expected.get_secret_value().encode()):
+        raise HTTPException(401, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "APIKey"})
 
+
+def api_key_checker(expected: SecretStr) -> Callable[[str | None], Awaitable[None]]:
     async def check_api_key(key: Annotated[str | None, Security(API_KEY_HEADER)]) -> None:
-        # compare_digest: the time taken does not reveal how much of the key matched.
-        if key is None or not secrets.compare_digest(key.encode(), secret):
-            raise HTTPException(401, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "APIKey"})
+        check_key(expected, key)
 
     return check_api_key

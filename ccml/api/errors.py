@@ -27,8 +27,7 @@ def _field(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
     raw = exc.errors()
     if any(error.get("type") == "json_invalid" for error in raw):
         reason = next((e.get("ctx", {}).get("error") for e in raw if e.get("type") == "json_invalid"), "")
@@ -39,8 +38,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_input", shown + more, errors)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+def _http_response(exc: HTTPException) -> JSONResponse:
     # 413 is raised by RequestContextMiddleware for a streamed body: the same code as its own answer.
     code = "body_too_large" if exc.status_code == 413 else f"http_{exc.status_code}"
     response = error_response(exc.status_code, code, str(exc.detail))
@@ -49,8 +47,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _ccml_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CcmlError)
+def _ccml_response(exc: CcmlError) -> JSONResponse:
     if isinstance(exc, ModelNotFoundError):
         return error_response(503, "model_not_loaded", str(exc))
     if isinstance(exc, InvalidInputError):
@@ -59,13 +56,23 @@ async def _ccml_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, exc.code, str(exc))
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+def response_for(exc: Exception) -> JSONResponse:
+    """The answer to an exception raised while handling a request: one mapping for the
+    FastAPI handlers and for ``PredictEndpoint``, which answers outside FastAPI's routing."""
+    if isinstance(exc, RequestValidationError):
+        return _validation_response(exc)
+    if isinstance(exc, HTTPException):
+        return _http_response(exc)
+    if isinstance(exc, CcmlError):
+        return _ccml_response(exc)
     log.exception("request_crashed", error=repr(exc))
     return error_response(500, "internal_error", "internal error; the request id is in the X-Request-ID header")
 
 
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    return response_for(exc)
+
+
 def register_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(CcmlError, _ccml_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    for kind in (RequestValidationError, HTTPException, CcmlError, Exception):
+        app.add_exception_handler(kind, _handle)

@@ -8,6 +8,7 @@ every worker's values from shared files, whichever worker answers the scrape.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -42,6 +43,24 @@ class ApiMetrics:
             multiprocess_mode="liveall",
         )
         self._version: str | None = None
+        self._by_label: dict[str, Any] = {}
+        self._by_request: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def prediction(self, label: str) -> None:
+        counter = self._by_label.get(label)
+        if counter is None:
+            counter = self._by_label[label] = self.predictions.labels(label)
+        counter.inc()
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        # ``labels()`` validates and locks on every call; each label set's children are
+        # looked up once and kept (a handful: routes x methods x statuses).
+        key = (method, route, status)
+        children = self._by_request.get(key)
+        if children is None:
+            children = self._by_request[key] = (self.requests.labels(*key), self.latency.labels(*key))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def model_loaded(self, version: str | None) -> None:
         if self._version is not None:

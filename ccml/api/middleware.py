@@ -4,9 +4,9 @@ every prediction and must cost microseconds."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -15,7 +15,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ccml.api.errors import error_response
 from ccml.api.metrics import ApiMetrics
 
-log = structlog.get_logger("ccml.api")
 # A client-supplied id is echoed into logs and headers: accept only plain tokens.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -25,6 +24,9 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        # A concrete logger, bound once: structlog's lazy proxy would rebuild one on every call.
+        # Starlette builds its middleware at the first request, after logging is configured.
+        self.log = structlog.get_logger("ccml.api").bind()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,7 +43,7 @@ class RequestContextMiddleware:
             elif name == b"content-length":
                 length_given = True
                 too_large = value.isdigit() and int(value) > self.max_body_bytes
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or os.urandom(16).hex()
         status = 500
         header = (b"x-request-id", request_id.encode())
 
@@ -66,26 +68,26 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                if too_large:
-                    # Refuse before reading a byte.
-                    message = f"request body is larger than the limit of {limit} bytes"
-                    await error_response(413, "body_too_large", message)(scope, receive, send_with_id)
-                else:
-                    await self.app(scope, receive if length_given else receive_counted, send_with_id)
-            finally:
-                elapsed = time.perf_counter() - started
-                route = scope.get("route")
-                path = getattr(route, "path", "unmatched")
-                method = scope["method"]
-                self.metrics.requests.labels(method, path, status).inc()
-                self.metrics.latency.labels(method, path, status).observe(elapsed)
-                log.info(
-                    "request_finished",
-                    method=method,
-                    route=path,
-                    status=status,
-                    latency_ms=round(elapsed * 1000, 3),
-                    model_version=scope.get("state", {}).get("model_version"),
-                )
+        # bind/reset rather than the bound_contextvars context manager: no generator per request.
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            if too_large:
+                # Refuse before reading a byte.
+                message = f"request body is larger than the limit of {limit} bytes"
+                await error_response(413, "body_too_large", message)(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive if length_given else receive_counted, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            path = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.request(method, path, status, elapsed)
+            self.log.info(
+                "request_finished",
+                method=method,
+                route=path,
+                status=status,
+                latency_ms=round(elapsed * 1000, 3),
+                model_version=scope.get("state", {}).get("model_version"),
+            )
+            structlog.contextvars.reset_contextvars(**tokens)

@@ -40,6 +40,11 @@ class BodyModels:
         labels = tuple(schema.target.labels)
         label_type: Any = Literal[labels]
         self.record = record_model(schema)
+        # /predict reads its body itself (see routes.py); this documents it as FastAPI would.
+        self.record_request_body = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{self.record.__name__}"}}},
+        }
         example: dict[str, Any] = dict(schema.example_record())
         self.batch = create_model(
             "BatchRequest",

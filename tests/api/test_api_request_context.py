@@ -129,18 +129,10 @@ def test_request_finished_event_has_no_model_version_where_no_model_was_used(ser
 
 def test_request_id_is_bound_to_every_log_event_of_the_request(served: tuple[TestClient, str]) -> None:
     client, _ = served
-    seen: list[dict[str, Any]] = []
 
-    def keep(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-        seen.append(dict(event))
-        raise structlog.DropEvent
-
-    previous = structlog.get_config()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, keep])
-    try:
+    # capture_logs keeps the processor list instance, as bound loggers (the middleware's) expect.
+    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as seen:
         client.get("/health", headers={"X-Request-ID": "bound-7"})
-    finally:
-        structlog.configure(**previous)
 
     [event] = finished_events(seen)
     assert event["request_id"] == "bound-7"
