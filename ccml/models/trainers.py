@@ -28,6 +28,10 @@ class SklearnTrainer(Trainer):
 
     The model is fitted on the training part only, so its holdout scores are honest and the
     promotion gate can score the current champion on the very same rows.
+
+    The estimator's parameters are ``params_for(training rows)``: ``self.params`` (class
+    defaults overridden by the user's), which a subclass may adapt to the table's size for
+    parameters the user left at their default. The manifest records the parameters used.
     """
 
     estimator_class: ClassVar[Callable[..., Any]]
@@ -47,7 +51,8 @@ class SklearnTrainer(Trainer):
         unknown = sorted(set(params or {}) - valid)
         if unknown:
             raise ConfigError(f"unknown {self.name} parameter(s) {unknown}; valid: {sorted(valid)}")
-        self.params = {**self.default_params, **(params or {})}
+        self.user_params: dict[str, Any] = dict(params or {})
+        self.params = {**self.default_params, **self.user_params}
         if "random_state" in valid:
             self.params.setdefault("random_state", random_state)
         self.holdout_fraction = holdout_fraction
@@ -68,11 +73,23 @@ class SklearnTrainer(Trainer):
     def describe(self) -> dict[str, str]:
         return {"trainer": self.name, "params": str(self.params)}
 
+    def params_for(self, train_rows: int) -> dict[str, Any]:
+        """The estimator's parameters for a training part of ``train_rows`` rows.
+
+        Hook: ``self.params`` as is; a subclass may adapt defaults to the data size.
+        """
+        return dict(self.params)
+
     def _fit(self, table: ValidatedTable) -> TrainingResult:
-        pipeline = build_feature_pipeline(
-            table.schema, self.estimator_class(**self.params), scale_numeric=self.scale_numeric
-        )
         train, holdout, spec = holdout_split(table.rows, table.target, self.holdout_fraction, self.random_state)
+        # Resolved on the training part's size; cross-validation folds (about as large) reuse them.
+        params = self.params_for(len(train))
+        if params != self.params:
+            changed = {key: value for key, value in params.items() if self.params.get(key) != value}
+            log.info("params_adapted_to_data_size", trainer=self.name, train_rows=len(train), params=changed)
+        pipeline = build_feature_pipeline(
+            table.schema, self.estimator_class(**params), scale_numeric=self.scale_numeric
+        )
         cv = None
         if self.cv_folds:
             started = time.perf_counter()
@@ -103,7 +120,7 @@ class SklearnTrainer(Trainer):
         graph, onnx_note = export_onnx(pipeline, pipeline[0].transform(holdout_features))
         manifest = Manifest(
             trainer=self.name,
-            params=self.params,
+            params=params,
             schema_=table.schema.model_dump(mode="json"),
             schema_fingerprint=table.schema.fingerprint(),
             data=DataInfo(
@@ -126,6 +143,22 @@ class SklearnTrainer(Trainer):
 
 
 class RandomForestTrainer(SklearnTrainer):
+    """Random forest with ccml's defaults, and a per-tree row cap for large tables.
+
+    Large-table default: when the training part has more than ``max_rows_per_tree`` rows,
+    the user did not set ``max_samples`` and bootstrap is on, each tree is grown on a
+    bootstrap sample of ``max_rows_per_tree`` rows (``max_samples``) instead of one as
+    large as the training part. Why: with ``min_samples_leaf=10`` a tree's node count, and
+    with it fit time, model size, ONNX export time and memory and serving latency, grows
+    with the rows it sees. Measured on 1,000,000 synthetic rows (2 cores): uncapped, 712 s
+    to fit, 5.0 M nodes, 156 s and 5.3 GB to export to ONNX; capped at 50,000, 31 s to fit,
+    0.48 M nodes, 25 s and 0.8 GB, and a better holdout ROC AUC (0.9177 vs 0.9149; on
+    100,000 rows 0.9115 vs 0.9102). Smaller tables, such as the engagement data (8,123
+    rows), are fitted exactly as before. The manifest's ``params`` record ``max_samples``
+    when the cap applied; set ``max_samples`` in ``CCML_TRAINER_PARAMS`` (``null``: every
+    tree samples as many rows as the training part) to choose otherwise.
+    """
+
     name = "random_forest"
     estimator_class = RandomForestClassifier
     # Measured on the engagement data (5-fold CV, README "Model defaults"): considering every
@@ -137,6 +170,16 @@ class RandomForestTrainer(SklearnTrainer):
         "min_samples_leaf": 10,
         "n_jobs": -1,
     }
+    # Bootstrap rows per tree once the training part is larger than this (see the docstring).
+    max_rows_per_tree: ClassVar[int] = 50_000
+
+    def params_for(self, train_rows: int) -> dict[str, Any]:
+        params = dict(self.params)
+        # A user's max_samples (even null) stands; without bootstrap there is nothing to cap.
+        cappable = "max_samples" not in self.user_params and params.get("bootstrap", True)
+        if cappable and train_rows > self.max_rows_per_tree:
+            params["max_samples"] = self.max_rows_per_tree
+        return params
 
     def _prepare_for_serving(self, pipeline: Any) -> None:
         # Fitting uses every core; predicting one row on a thread pool costs more than it saves.

@@ -131,3 +131,71 @@ def test_estimator_failure_is_wrapped_in_training_error(table: ValidatedTable) -
     trainer = RandomForestTrainer({"n_estimators": 5, "max_depth": -3})
     with pytest.raises(TrainingError, match="random_forest training failed"):
         trainer.fit(table)
+
+
+# The large-table default: a per-tree row cap (max_samples) once the training part is large.
+
+
+def test_random_forest_caps_rows_per_tree_only_above_the_threshold() -> None:
+    trainer = RandomForestTrainer()
+    cap = RandomForestTrainer.max_rows_per_tree
+    assert trainer.params_for(cap) == trainer.params  # small tables: exactly the defaults
+    assert "max_samples" not in trainer.params_for(cap)
+    large = trainer.params_for(cap + 1)
+    assert large == {**trainer.params, "max_samples": cap}
+
+
+def test_random_forest_on_a_million_rows_grows_trees_on_a_bounded_sample() -> None:
+    # 1,000,000 rows with a 0.2 holdout: every tree must see a bounded bootstrap sample, or
+    # fit time, node count and ONNX export memory grow with the table (684 s / 5.6 GB uncapped).
+    params = RandomForestTrainer().params_for(800_000)
+    assert isinstance(params["max_samples"], int)
+    assert 10_000 <= params["max_samples"] <= 100_000
+    assert params["min_samples_leaf"] == 10
+    assert params["max_features"] is None
+    assert params["n_estimators"] == 100
+
+
+def test_engagement_sized_tables_keep_the_tuned_defaults() -> None:
+    # The engagement data: 8,123 rows after duplicates, about 6,500 in the training part.
+    assert RandomForestTrainer().params_for(6_500) == RandomForestTrainer().params
+
+
+@pytest.mark.parametrize("chosen", [None, 0.5, 1_000_000])
+def test_users_max_samples_is_kept_whatever_the_table_size(chosen: float | None) -> None:
+    trainer = RandomForestTrainer.from_settings(Settings(trainer_params={"max_samples": chosen}))
+    assert trainer.params_for(10_000_000)["max_samples"] == chosen
+
+
+def test_no_cap_without_bootstrap() -> None:
+    # scikit-learn rejects max_samples without bootstrap: every tree sees every row then.
+    assert "max_samples" not in RandomForestTrainer({"bootstrap": False}).params_for(10_000_000)
+    assert RandomForestTrainer({"bootstrap": True}).params_for(10_000_000)["max_samples"] == (
+        RandomForestTrainer.max_rows_per_tree
+    )
+
+
+@pytest.mark.parametrize("cls", [HistGradientBoostingTrainer, LogisticRegressionTrainer], ids=lambda cls: cls.name)
+def test_other_trainers_do_not_adapt_params_to_the_size(cls: type[SklearnTrainer]) -> None:
+    trainer = cls()
+    assert trainer.params_for(10_000_000) == trainer.params
+
+
+def test_capped_forest_is_fitted_recorded_and_bounded(table: ValidatedTable, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(RandomForestTrainer, "max_rows_per_tree", 100)
+    trainer = RandomForestTrainer({"n_estimators": 5, "n_jobs": 1})
+    result = trainer.fit(table)
+    manifest = result.artifact.manifest
+    assert manifest.params == {**trainer.params, "max_samples": 100}
+    forest = result.artifact.pipeline.named_steps["clf"]
+    assert forest.max_samples == 100
+    # 100 bootstrap rows and at least 10 rows per leaf: at most 10 leaves, 19 nodes a tree.
+    assert all(tree.tree_.node_count <= 19 for tree in forest.estimators_)
+    assert manifest.evaluation.holdout.roc_auc > 0.6
+
+
+def test_uncapped_forest_records_the_params_as_given(table: ValidatedTable) -> None:
+    trainer = RandomForestTrainer({"n_estimators": 5, "n_jobs": 1})
+    result = trainer.fit(table)
+    assert result.artifact.manifest.params == trainer.params
+    assert result.artifact.pipeline.named_steps["clf"].max_samples is None

@@ -216,3 +216,40 @@ def test_validated_table_keeps_provenance(frame: pd.DataFrame, schema: FeatureSc
     assert table.fingerprint == dataset.fingerprint
     assert table.source == dataset.source
     assert table.schema == schema
+
+
+def test_duplicates_with_missing_ids_are_dropped(frame: pd.DataFrame, schema: FeatureSchema) -> None:
+    # Missing ids compare equal in drop_duplicates: an id column with two missing cells does
+    # not prove the rows distinct, so identical rows are still found.
+    id_column = schema.id_columns[0]
+    repeated = pd.concat([frame, frame.head(3)], ignore_index=True)
+    repeated.loc[[0, len(frame)], id_column] = None
+    table = validate(dataset_from_frame(repeated), schema)
+    assert table.duplicates_dropped == 3
+    assert table.rows == len(frame)
+
+
+def test_repeated_ids_on_different_rows_are_kept(frame: pd.DataFrame, schema: FeatureSchema) -> None:
+    id_column = schema.id_columns[0]
+    frame[id_column] = 7  # ids prove nothing now: the other columns decide
+    table = validate(dataset_from_frame(frame), schema)
+    assert table.duplicates_dropped == int(frame.duplicated().sum()) == 0
+    assert table.rows == len(frame)
+
+
+@pytest.mark.parametrize("ids", ["unique", "repeated", "missing", "absent"])
+def test_duplicates_are_those_of_drop_duplicates(frame: pd.DataFrame, schema: FeatureSchema, ids: str) -> None:
+    id_column = schema.id_columns[0]
+    repeated = pd.concat([frame, frame.sample(40, random_state=0)], ignore_index=True)
+    if ids == "unique":
+        repeated[id_column] = range(len(repeated))
+    elif ids == "repeated":
+        repeated[id_column] = 1
+    elif ids == "missing":
+        repeated[id_column] = None
+    else:
+        repeated = repeated.drop(columns=[id_column])
+    expected = dataset_from_frame(repeated).frame.drop_duplicates()
+    table = validate(dataset_from_frame(repeated), schema)
+    assert table.duplicates_dropped == len(repeated) - len(expected)
+    assert table.rows == len(expected)
