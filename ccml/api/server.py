@@ -15,12 +15,6 @@ import socket
 import tempfile
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # httptools is optional: fall back to the pure-Python parser
-    HttpToolsProtocol = None  # type: ignore[assignment,misc]
 
 
 def _set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -29,22 +23,19 @@ def _set_nodelay(transport: asyncio.BaseTransport) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class NoDelayH11Protocol(H11Protocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn types it
-        _set_nodelay(transport)
-        super().connection_made(transport)
+def _protocol() -> type[asyncio.Protocol]:
+    """httptools' protocol with TCP_NODELAY, or h11's where httptools is missing (optional)."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:  # imported only here: h11 costs start-up time when httptools is there
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
 
-
-if HttpToolsProtocol is not None:
-
-    class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+    class NoDelayProtocol(Base):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn types it
             _set_nodelay(transport)
             super().connection_made(transport)
 
-    PROTOCOL: type[asyncio.Protocol] = NoDelayHttpToolsProtocol
-else:
-    PROTOCOL = NoDelayH11Protocol
+    return NoDelayProtocol
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
@@ -61,7 +52,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
             host=host,
             port=port,
             workers=workers,
-            http=PROTOCOL,
+            http=_protocol(),
             access_log=False,  # ccml logs one structured line per request itself
             log_level="warning",
             timeout_graceful_shutdown=10,
