@@ -48,9 +48,9 @@ def run(report: Report, plan: Plan, home: Path, version: str) -> dict[str, Any]:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(artifact.files[ONNX_FILE], options, providers=["CPUExecutionProvider"])
-    plan = session.get_modelmeta().custom_metadata_map.get(PLAN_KEY)
+    input_plan = session.get_modelmeta().custom_metadata_map.get(PLAN_KEY)
     encoded = RecordEncoder(schema).encode(record)
-    row = (InputPlan.from_json(plan).transform(encoded) if plan else encoded).astype(np.float32)
+    row = (InputPlan.from_json(input_plan).transform(encoded) if input_plan else encoded).astype(np.float32)
     feeds = {"input": row}
 
     p_sklearn = float(sklearn_predictor.predict_proba(record)[0])

@@ -23,19 +23,18 @@ def _set_nodelay(transport: asyncio.BaseTransport) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _protocol() -> type[asyncio.Protocol]:
-    """httptools' protocol with TCP_NODELAY, or h11's where httptools is missing (optional)."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
-    except ImportError:  # imported only here: h11 costs start-up time when httptools is there
-        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
+except ImportError:  # httptools is optional; h11 is imported only then (it costs start-up time)
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _Base  # type: ignore[assignment]
 
-    class NoDelayProtocol(Base):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn types it
-            _set_nodelay(transport)
-            super().connection_made(transport)
 
-    return NoDelayProtocol
+# Module level, not built in a function: with --workers > 1 uvicorn pickles its config,
+# protocol class included, for the worker processes.
+class NoDelayProtocol(_Base):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn types it
+        _set_nodelay(transport)
+        super().connection_made(transport)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
@@ -52,7 +51,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
             host=host,
             port=port,
             workers=workers,
-            http=_protocol(),
+            http=NoDelayProtocol,
             access_log=False,  # ccml logs one structured line per request itself
             log_level="warning",
             timeout_graceful_shutdown=10,
