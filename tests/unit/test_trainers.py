@@ -151,9 +151,9 @@ def test_random_forest_on_a_million_rows_grows_trees_on_a_bounded_sample() -> No
     params = RandomForestTrainer().params_for(800_000)
     assert isinstance(params["max_samples"], int)
     assert 10_000 <= params["max_samples"] <= 100_000
-    assert params["min_samples_leaf"] == 10
+    assert params["min_samples_leaf"] == RandomForestTrainer.default_params["min_samples_leaf"]
     assert params["max_features"] is None
-    assert params["n_estimators"] == 100
+    assert params["n_estimators"] == RandomForestTrainer.default_params["n_estimators"]
 
 
 def test_engagement_sized_tables_keep_the_tuned_defaults() -> None:
