@@ -1,7 +1,7 @@
 """ccml's benchmark suite: every figure of issue 5 in one run, ratios measured side by side.
 
     python -m bench.run --quick           # CI smoke: about a minute and a half, indicative figures
-    python -m bench.run --full            # the numbers: the better part of an hour (1M-row training dominates)
+    python -m bench.run --full            # the numbers: about 8 minutes on 2 cores
     python -m bench.run --quick --out DIR --sections in_process http
 
 Sections: in_process (one-row latency, 100k-row batch), http (wrk against the floor and the
