@@ -10,6 +10,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
+from starlette.types import Scope
 
 from ccml.api.metrics import ApiMetrics
 from ccml.core.contracts import Predictor
@@ -29,13 +30,18 @@ async def get_metrics(request: Request) -> ApiMetrics:
     return cast(ApiMetrics, request.app.state.metrics)
 
 
-async def get_predictor(request: Request) -> Predictor:
-    """The live model, read once: the whole request is answered by this one version."""
-    predictor = cast(ChampionWatcher, request.app.state.watcher).current
+def live_predictor(watcher: ChampionWatcher, scope: Scope) -> Predictor:
+    """The live model, read once: the whole request is answered by this one version, which
+    goes into the request's state for the log line."""
+    predictor = watcher.current
     if predictor is None:
         raise ModelNotFoundError("no model is loaded yet: train one and promote it to 'champion'")
-    request.state.model_version = predictor.version
+    scope.setdefault("state", {})["model_version"] = predictor.version
     return predictor
+
+
+async def get_predictor(request: Request) -> Predictor:
+    return live_predictor(cast(ChampionWatcher, request.app.state.watcher), request.scope)
 
 
 WatcherDep = Annotated[ChampionWatcher, Depends(get_watcher)]

@@ -18,13 +18,14 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, SecretStr, ValidationError
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ccml.api.deps import check_key
+from ccml.api.deps import check_key, live_predictor
 from ccml.api.errors import response_for
 from ccml.api.metrics import ApiMetrics
-from ccml.core.errors import ModelNotFoundError
+from ccml.core.contracts import Predictor
 from ccml.models.serving import ChampionWatcher
 
 PATH = "/predict"
@@ -54,14 +55,15 @@ def parse_record(model: type[BaseModel], body: bytes, content_type: str | None) 
         ) from None
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+def labelled(predictor: Predictor, metrics: ApiMetrics, probability: float) -> dict[str, Any]:
+    """One answer item, ``{prediction, probability}``, counted by label: /predict and /predict/batch."""
+    prediction = predictor.to_prediction(probability)
+    metrics.prediction(prediction.label)
+    return {"prediction": prediction.label, "probability": probability}
 
 
 async def _read_body(receive: Receive) -> bytes:
+    # Request.body() would do the same through an async generator: a few µs more per request.
     chunks = []
     while True:
         message = await receive()
@@ -87,22 +89,19 @@ class PredictEndpoint:
 
     def answer(self, body: bytes, content_type: str | None, scope: Scope) -> dict[str, Any]:
         record = parse_record(self.record_model, body, content_type)
-        predictor = self.watcher.current  # read once: the whole answer comes from this version
-        if predictor is None:
-            raise ModelNotFoundError("no model is loaded yet: train one and promote it to 'champion'")
-        scope.setdefault("state", {})["model_version"] = predictor.version
-        probability = predictor.predict_one(record)
-        prediction = predictor.to_prediction(probability)
-        self.metrics.prediction(prediction.label)
-        return {"prediction": prediction.label, "probability": probability, "model_version": predictor.version}
+        predictor = live_predictor(self.watcher, scope)
+        answer = labelled(predictor, self.metrics, predictor.predict_one(record))
+        answer["model_version"] = predictor.version
+        return answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["route"] = self
+        headers = Headers(scope=scope)
         try:
             if self.api_key is not None:
-                check_key(self.api_key, _header(scope, b"x-api-key"))  # before reading the body
+                check_key(self.api_key, headers.get("x-api-key"))  # before reading the body
             body = await _read_body(receive)
-            response = JSONResponse(self.answer(body, _header(scope, b"content-type"), scope))
+            response = JSONResponse(self.answer(body, headers.get("content-type"), scope))
         except ClientDisconnect:
             return  # nobody to answer
         except Exception as exc:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ccml.api.deps import MetricsDep, PredictorDep, WatcherDep
 from ccml.api.metrics import CONTENT_TYPE
-from ccml.api.predict import PredictEndpoint
+from ccml.api.predict import PredictEndpoint, labelled
 from ccml.api.schemas import BodyModels, ErrorResponse, HealthResponse, ReadyResponse, ReloadResponse
 from ccml.core.contracts import Predictor
 
@@ -28,13 +28,7 @@ _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 
 
 def _answer(predictor: Predictor, metrics: MetricsDep, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    probabilities = predictor.predict_proba(records)
-    answers = []
-    for probability in probabilities.tolist():
-        prediction = predictor.to_prediction(probability)
-        metrics.prediction(prediction.label)
-        answers.append({"prediction": prediction.label, "probability": probability})
-    return answers
+    return [labelled(predictor, metrics, probability) for probability in predictor.predict_proba(records).tolist()]
 
 
 def build_router(bodies: BodyModels, protected: list[Any], endpoint: PredictEndpoint) -> APIRouter:
