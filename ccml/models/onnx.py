@@ -70,10 +70,11 @@ def _session(graph: bytes, threads: int) -> Any:
     return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
-def _clip(probabilities: Probabilities) -> Probabilities:
+def _completion(probabilities: Any) -> Probabilities:
+    """ONNX Runtime's per-class probabilities -> the completion column, as float64 in [0, 1]."""
     # float32 sums of tree votes can land a hair outside [0, 1] (1.0000001), which breaks the
     # Predictor contract and the API's response model.
-    return np.clip(probabilities, 0.0, 1.0)
+    return np.clip(np.asarray(probabilities[:, 1], dtype=np.float64), 0.0, 1.0)
 
 
 def _convert(model: Any, width: int, plan: InputPlan | None) -> bytes:
@@ -94,14 +95,15 @@ def _convert(model: Any, width: int, plan: InputPlan | None) -> bytes:
     return bytes(proto.SerializeToString())
 
 
-def export_onnx(pipeline: Any, holdout: FloatMatrix) -> tuple[bytes | None, str]:
+def export_onnx(pipeline: Any, holdout: FloatMatrix, scores: Any) -> tuple[bytes | None, str]:
     """Convert ``pipeline[1:]`` (or its estimator plus an ``InputPlan``) and check parity on
-    ``holdout`` (encoded rows; at most ``PARITY_ROWS`` of them). Returns the graph (or None)
-    and a note for the manifest."""
+    ``holdout`` (encoded rows; at most ``PARITY_ROWS`` of them) against ``scores``, scikit-learn's
+    ``pipeline[1:].predict_proba(holdout)`` (the trainer has them already). Returns the graph
+    (or None) and a note for the manifest."""
     model = pipeline[1:]
     # The holdout is already a random sample; beyond this many rows the check costs seconds
     # (1M-row tables: ~20 s) without telling more.
-    holdout = holdout[:PARITY_ROWS]
+    holdout, scores = holdout[:PARITY_ROWS], scores[:PARITY_ROWS]
     try:
         plan = InputPlan.from_pipeline(pipeline)
         if plan is not None:
@@ -112,14 +114,13 @@ def export_onnx(pipeline: Any, holdout: FloatMatrix) -> tuple[bytes | None, str]
             inputs = holdout
         session = _session(graph, os.cpu_count() or 1)
         labels, probabilities = session.run(None, {"input": inputs.astype(np.float32)})
-        probabilities = _clip(np.asarray(probabilities[:, 1], dtype=np.float64))
+        probabilities = _completion(probabilities)
     except Exception as exc:  # any converter failure: ship without ONNX, say why
         log.warning("onnx_export_failed", error=str(exc)[:300])
         return None, f"not converted: {type(exc).__name__}: {str(exc)[:300]}"
-    reference_all = model.predict_proba(holdout)
-    reference = reference_all[:, 1]
+    reference = scores[:, 1]
     # What model.predict returns, without scoring the rows a second time.
-    expected_labels = model.classes_[np.argmax(reference_all, axis=1)]
+    expected_labels = model.classes_[np.argmax(scores, axis=1)]
     difference = float(np.max(np.abs(probabilities - reference))) if len(holdout) else 0.0
     same_labels = bool(np.array_equal(np.asarray(labels), expected_labels))
     if not same_labels or difference > PARITY_TOLERANCE:
@@ -160,8 +161,7 @@ class OnnxPredictor(Predictor):
             if self._large is None:
                 self._large = _session(self._graph, os.cpu_count() or 1)
             session = self._large
-        probabilities = session.run(self._outputs, {self._input: matrix.astype(np.float32)})[0]
-        return _clip(np.asarray(probabilities[:, 1], dtype=np.float64))
+        return _completion(session.run(self._outputs, {self._input: matrix.astype(np.float32)})[0])
 
     def _predict_one(self, record: Mapping[str, Any]) -> float:
         # The API's hot path: plain Python up to the session call, no NumPy ufuncs on a 1-row array.

@@ -116,8 +116,11 @@ class SklearnTrainer(Trainer):
         log.info("model_fitted", trainer=self.name, rows=len(train), seconds=round(time.perf_counter() - started, 2))
         holdout_features = table.features.iloc[holdout].reset_index(drop=True)
         holdout_target = table.target[holdout]
-        metrics = compute_metrics(holdout_target, pipeline.predict_proba(holdout_features)[:, 1], self.threshold)
-        graph, onnx_note = export_onnx(pipeline, pipeline[0].transform(holdout_features))
+        # Encoded and scored once: the metrics and the ONNX parity check share the scores.
+        encoded = pipeline[0].transform(holdout_features)
+        scores = pipeline[1:].predict_proba(encoded)
+        metrics = compute_metrics(holdout_target, scores[:, 1], self.threshold)
+        graph, onnx_note = export_onnx(pipeline, encoded, scores)
         manifest = Manifest(
             trainer=self.name,
             params=params,

@@ -106,7 +106,7 @@ def test_other_pipeline_shapes_get_no_plan_and_export_as_a_whole_graph(table: Va
     pipeline = _custom_pipeline(table)
     holdout = pipeline[0].transform(table.features.head(200))
 
-    graph, note = export_onnx(pipeline, holdout)
+    graph, note = export_onnx(pipeline, holdout, pipeline[1:].predict_proba(holdout))
 
     assert InputPlan.from_pipeline(pipeline) is None
     assert InputPlan.from_pipeline(pipeline[1:]) is None
@@ -116,7 +116,8 @@ def test_other_pipeline_shapes_get_no_plan_and_export_as_a_whole_graph(table: Va
 
 def test_a_whole_graph_version_is_served_with_the_same_answers(table: ValidatedTable, training: TrainingResult) -> None:
     pipeline = _custom_pipeline(table)
-    graph, note = export_onnx(pipeline, pipeline[0].transform(table.features.head(200)))
+    holdout = pipeline[0].transform(table.features.head(200))
+    graph, note = export_onnx(pipeline, holdout, pipeline[1:].predict_proba(holdout))
     assert graph is not None, note
     artifact = training.artifact.__class__.from_pipeline(pipeline, training.artifact.manifest, {ONNX_FILE: graph})
     predictor = OnnxPredictor(artifact)
