@@ -26,13 +26,12 @@ BATCH_WARMUP_ROWS = 4096  # over ccml.models.onnx.LARGE_BATCH: builds the large 
 
 
 def run(report: Report, plan: Plan, home: Path, version: str) -> dict[str, Any]:
-    import onnxruntime as ort
-
     from ccml.core.components import build_model_store
     from ccml.core.settings import Settings
     from ccml.models.encoding import RecordEncoder
     from ccml.models.model_input import InputPlan
     from ccml.models.onnx import ONNX_FILE, PLAN_KEY, OnnxPredictor
+    from ccml.models.onnx import _session as onnx_session
     from ccml.models.predictor import SklearnPredictor
 
     settings = Settings(home=home)
@@ -42,12 +41,9 @@ def run(report: Report, plan: Plan, home: Path, version: str) -> dict[str, Any]:
     onnx_predictor = OnnxPredictor(artifact)
     record: list[dict[str, Any]] = [dict(schema.example_record())]
 
-    # The bare ONNX Runtime call on an already-encoded row, configured as OnnxPredictor's
-    # single-row session is: what the model itself costs, without encoding and checks.
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(artifact.files[ONNX_FILE], options, providers=["CPUExecutionProvider"])
+    # The bare ONNX Runtime call on an already-encoded row, in a session built as
+    # OnnxPredictor's single-row one is: what the model itself costs, without encoding and checks.
+    session = onnx_session(artifact.files[ONNX_FILE], 1)
     input_plan = session.get_modelmeta().custom_metadata_map.get(PLAN_KEY)
     encoded = RecordEncoder(schema).encode(record)
     row = (InputPlan.from_json(input_plan).transform(encoded) if input_plan else encoded).astype(np.float32)
