@@ -41,9 +41,12 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# The benchmark smoke test needs wrk: install it when we can (root, as in CI), else it skips.
+# The benchmark smoke test needs wrk and the browser tests Debian's chromium and its driver:
+# install them when we can (root, as in CI), else those tests skip.
+TOOLS := wrk chromium chromium-driver
 test: install lint
-	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	@command -v wrk >/dev/null && command -v chromedriver >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends $(TOOLS) >/dev/null)
 	$(PY) -m pytest
 
 # requirements.lock pins every runtime dependency of the container images. Regenerate it

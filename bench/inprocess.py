@@ -171,7 +171,7 @@ def _batch(
     from ccml.models.encoding import RecordEncoder
     from ccml.models.synthetic import generate
     from ccml.models.validation import validate
-    from ccml.storage.local import read_csv_text
+    from ccml.storage.csv_text import read_csv_text
 
     # Validated rows (typed, in schema order), as the workflow hands them to a predictor.
     data = generate(schema, plan.batch_rows, seed=2024).to_csv(index=False).encode()

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ccml.core.contracts import ModelStore
 from ccml.core.types import Dataset
-from ccml.storage.local import read_csv_text
+from ccml.storage.csv_text import read_csv_text
 
 # Hyper-parameters that keep every built-in trainer fast on a few hundred rows.
 FAST_PARAMS: Final[dict[str, dict[str, Any]]] = {

@@ -30,7 +30,10 @@ log = structlog.get_logger(__name__)
 async def _poll(watcher: ChampionWatcher, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
-        await run_in_threadpool(watcher.check)
+        try:
+            await run_in_threadpool(watcher.check)
+        except Exception as exc:  # the poller's boundary: it must outlive anything a check hits
+            log.error("model_poll_failed", error=f"{type(exc).__name__}: {exc}"[:500])
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -86,7 +86,17 @@ class Settings(BaseSettings):
 
     # Integrity
     signing_key: SecretStr | None = Field(
-        None, description="HMAC key: when set, artifacts are signed on save and verified before unpickling."
+        None, description="HMAC key: when set, versions are signed on save and their signature is verified on load."
+    )
+    allow_unsigned_pickle: bool = Field(
+        False,
+        description=(
+            "Load versions stored as pickles (model.joblib, made before skops) without a valid signature. "
+            "Unpickling runs any code in the file: whoever can write to the store can then run code here."
+        ),
+    )
+    max_artifact_bytes: Annotated[int, Field(ge=1024)] = Field(
+        512 * 1024**2, description="Largest model file a store read accepts, whatever its manifest says."
     )
 
     # API
@@ -112,6 +122,14 @@ class Settings(BaseSettings):
     def _known_component(cls, value: str, info: ValidationInfo) -> str:
         registries: dict[str, Registry[Any]] = {"storage": MODEL_STORES, "trainer": TRAINERS, "predictor": PREDICTORS}
         return registries[str(info.field_name)].check(value)
+
+    @field_validator("signing_key")
+    @classmethod
+    def _signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty key would sign with b"" or, worse, read as "no key" and turn verification off.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty or blank: unset it to run without signatures")
+        return value
 
     @field_validator("cv_folds")
     @classmethod

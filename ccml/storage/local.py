@@ -5,35 +5,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import io
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ccml.core.contracts import DataSource, ModelStore
 from ccml.core.errors import ConcurrentUpdateError, DataSourceError, ModelVersionExistsError
 from ccml.core.settings import Settings
 from ccml.core.types import Dataset
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-
-def read_csv_text(data: bytes, origin: str) -> pd.DataFrame:
-    """Parse CSV bytes keeping every cell as text; validation does the typing.
-
-    An empty file is an empty table, so validation reports it with every missing column.
-    """
-    import pandas as pd  # here: a server process that only reads models never needs it
-
-    if not data.strip():
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(io.BytesIO(data), dtype=str, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataSourceError(f"{origin} is not a readable CSV file: {exc}") from exc
+from ccml.storage.csv_text import read_csv_text
 
 
 class LocalDataSource(DataSource):

@@ -16,7 +16,7 @@ from ccml.core.contracts import DataSource, ModelStore
 from ccml.core.errors import ConcurrentUpdateError, ConfigError, DataSourceError, ModelVersionExistsError
 from ccml.core.settings import Settings
 from ccml.core.types import Dataset
-from ccml.storage.local import read_csv_text
+from ccml.storage.csv_text import read_csv_text
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from ccml.core.errors import DataSourceError
-from ccml.storage.local import LocalDataSource, read_csv_text
+from ccml.storage.csv_text import read_csv_text
+from ccml.storage.local import LocalDataSource
 
 
 def test_load_returns_text_cells_fingerprint_and_provenance(sample_csv: Path, sample_frame: pd.DataFrame) -> None:
