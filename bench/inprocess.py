@@ -30,7 +30,8 @@ def run(report: Report, plan: Plan, home: Path, version: str) -> dict[str, Any]:
     from ccml.core.settings import Settings
     from ccml.models.encoding import RecordEncoder
     from ccml.models.model_input import InputPlan
-    from ccml.models.onnx import ONNX_FILE, PLAN_KEY, OnnxPredictor
+    from ccml.core.model_files import ONNX_FILE
+    from ccml.models.onnx import PLAN_KEY, OnnxPredictor
     from ccml.models.onnx import _session as onnx_session
     from ccml.models.predictor import SklearnPredictor
 

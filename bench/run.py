@@ -57,7 +57,7 @@ def train_model(workdir: Path) -> Model:
     from ccml.core.artifact import MODEL_FILE
     from ccml.core.components import build_model_store, build_trainer
     from ccml.core.settings import Settings
-    from ccml.models.onnx import ONNX_FILE
+    from ccml.core.model_files import ONNX_FILE
     from ccml.models.synthetic import generate
     from ccml.models.workflow import RetrainWorkflow
     from ccml.storage.local import LocalDataSource

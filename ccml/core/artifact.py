@@ -1,16 +1,16 @@
 """Model artifacts and their manifests: what a model version is, byte for byte.
 
-A version is a set of files (the joblib-pickled pipeline, optionally more) plus a JSON
-manifest that records where the model came from, how good it was, and the sha256 of every
-file. Pickles execute code when loaded, so bytes are verified against the manifest (and an
-HMAC signature when a signing key is set) before anything is unpickled.
+A version is a set of files (the fitted pipeline as skops, the ONNX graph) plus a JSON
+manifest that records where the model came from, how good it was, and the size and sha256
+of every file. Stores verify the signature (when a signing key is set) before reading any
+file, then every file against the manifest; see ``ccml.core.model_files`` for why reading a
+pipeline never runs code from the store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
 import platform
 from collections.abc import Mapping
@@ -18,15 +18,16 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ccml.core.errors import ArtifactIntegrityError
+from ccml.core.model_files import ARTIFACT_FILES, PICKLE_FILE, SKOPS_FILE, dump_pipeline, load_pickle, load_pipeline
 from ccml.core.schema import FeatureSchema
 
-MODEL_FILE = "model.joblib"
+MODEL_FILE = SKOPS_FILE  # the fitted pipeline of every version ccml saves
 MANIFEST_FILE = "manifest.json"
-# compress=3 cuts a 100-tree forest's pickle about 5x for a few ms more load time.
-JOBLIB_COMPRESS = 3
+# The cap ``ModelArtifact`` applies when a caller does not pass the configured one.
+DEFAULT_MAX_FILE_BYTES = 512 * 1024**2
 _TRACKED_LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "joblib", "ccml")
 
 
@@ -109,8 +110,8 @@ class DataInfo(_Model):
 
 
 class ArtifactFile(_Model):
-    sha256: str
-    size: int
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
 
 
 class PromotionDecision(_Model):
@@ -146,6 +147,16 @@ class Manifest(_Model):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    @field_validator("files")
+    @classmethod
+    def _known_files(cls, files: dict[str, ArtifactFile]) -> dict[str, ArtifactFile]:
+        # File names become store keys: "../x" or an absolute path must never be followed.
+        unknown = sorted(set(files) - ARTIFACT_FILES)
+        if unknown:
+            shown = [name[:60] for name in unknown[:5]]
+            raise ValueError(f"unknown file name(s) {shown}; a version holds only {sorted(ARTIFACT_FILES)}")
+        return files
+
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True, indent=2).encode()
 
@@ -174,27 +185,34 @@ def _major_minor(text: str) -> tuple[str, ...]:
 
 
 class ModelArtifact:
-    """A model version's manifest and verified file bytes; the pipeline is unpickled lazily.
+    """A model version's manifest and verified file bytes; the pipeline is rebuilt lazily.
 
-    Lazy unpickling lets a backend that serves another file (for example an ONNX graph)
-    avoid importing scikit-learn at all.
+    Lazy loading lets a backend that serves another file (the ONNX graph) avoid importing
+    scikit-learn at all. ``pickle_trusted`` says whether a pre-skops pickle may be unpickled:
+    stores set it only when the manifest's signature was verified or the operator opted in.
     """
 
-    def __init__(self, manifest: Manifest, files: Mapping[str, bytes], pipeline: Any = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        files: Mapping[str, bytes],
+        pipeline: Any = None,
+        *,
+        pickle_trusted: bool = False,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ) -> None:
         self.manifest = manifest
         self.files = dict(files)
         self._pipeline = pipeline
+        self.pickle_trusted = pickle_trusted
+        self.max_file_bytes = max_file_bytes
 
     @classmethod
     def from_pipeline(
         cls, pipeline: Any, manifest: Manifest, extras: Mapping[str, bytes] | None = None
     ) -> ModelArtifact:
         """Serialize a fitted pipeline and record each file's checksum in the manifest."""
-        import joblib  # here, not at module level: serving an ONNX model never unpickles
-
-        buffer = io.BytesIO()
-        joblib.dump(pipeline, buffer, compress=JOBLIB_COMPRESS)
-        files = {MODEL_FILE: buffer.getvalue(), **(extras or {})}
+        files = {MODEL_FILE: dump_pipeline(pipeline), **(extras or {})}
         manifest = manifest.model_copy(
             update={
                 "files": {name: ArtifactFile(sha256=sha256_hex(data), size=len(data)) for name, data in files.items()}
@@ -222,12 +240,12 @@ class ModelArtifact:
                 raise ArtifactIntegrityError(f"model {self.version}: {name} does not match its sha256 in the manifest")
 
     def check_compatible(self) -> None:
-        """Refuse a pickle made by another scikit-learn major.minor (pickles are not portable)."""
+        """Refuse a pipeline made by another scikit-learn major.minor (its state is not portable)."""
         made_with = self.manifest.libraries.get("scikit-learn")
         try:
             installed = version("scikit-learn")
         except PackageNotFoundError:
-            return  # nothing here can unpickle it anyway; a non-sklearn backend may still serve it
+            return  # nothing here can rebuild it anyway; a non-sklearn backend may still serve it
         if made_with is not None and _major_minor(made_with) != _major_minor(installed):
             raise ArtifactIntegrityError(
                 f"model {self.version} was made with scikit-learn {made_with}, this is {installed}: "
@@ -236,10 +254,20 @@ class ModelArtifact:
 
     @property
     def pipeline(self) -> Any:
-        """The fitted scikit-learn pipeline, unpickled on first use."""
+        """The fitted scikit-learn pipeline, rebuilt on first use (never from an unauthenticated pickle)."""
         if self._pipeline is None:
-            import joblib
-
             self.check_compatible()
-            self._pipeline = joblib.load(io.BytesIO(self.files[MODEL_FILE]))
+            name = str(self.version)
+            if MODEL_FILE in self.files:
+                self._pipeline = load_pipeline(self.files[MODEL_FILE], name, self.max_file_bytes)
+            elif PICKLE_FILE in self.files:
+                if not self.pickle_trusted:
+                    raise ArtifactIntegrityError(
+                        f"model {name} is a pickle ({PICKLE_FILE}, saved before ccml used skops) without a verified "
+                        "signature; unpickling it would run any code it holds. Retrain it, sign the store "
+                        "(CCML_SIGNING_KEY), or accept that risk with CCML_ALLOW_UNSIGNED_PICKLE=true"
+                    )
+                self._pipeline = load_pickle(self.files[PICKLE_FILE], name)
+            else:
+                raise ArtifactIntegrityError(f"model {name} has no pipeline file ({MODEL_FILE})")
         return self._pipeline

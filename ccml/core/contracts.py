@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 import numpy as np
 import structlog
 
-from ccml.core.artifact import MANIFEST_FILE, Manifest, ModelArtifact, utc_now
+from ccml.core.artifact import DEFAULT_MAX_FILE_BYTES, MANIFEST_FILE, Manifest, ModelArtifact, utc_now
 from ccml.core.errors import (
+    ArtifactIntegrityError,
     CcmlError,
     ConcurrentUpdateError,
     DataSourceError,
@@ -50,6 +51,11 @@ Records: TypeAlias = "pd.DataFrame | Sequence[Mapping[str, Any]]"
 Probabilities = np.ndarray[Any, np.dtype[np.float64]]
 
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
+VERSION_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+# Manifests, aliases, claims and history records are small JSON: a larger object is not ours.
+METADATA_LIMIT = 1024**2
+# What an interrupted save leaves behind is removed once it is this old (no save takes an hour).
+GARBAGE_AGE_S = 3600.0
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 CHAMPION = "champion"
 
@@ -95,14 +101,41 @@ class ModelStore(ABC):
     """
 
     _ALIAS_RETRIES: ClassVar[int] = 20
+    # Whether ``save`` also removes what interrupted saves left (see ``collect_garbage``).
+    collects_garbage_on_save: ClassVar[bool] = True
 
-    def __init__(self, signing_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        signing_key: bytes | None = None,
+        *,
+        allow_unsigned_pickle: bool = False,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ) -> None:
         self._signing_key = signing_key
+        self._allow_unsigned_pickle = allow_unsigned_pickle
+        self._max_file_bytes = max_file_bytes
 
     # -- hooks -------------------------------------------------------------------------
     @abstractmethod
-    def _read(self, key: str) -> bytes | None:
-        """The object's bytes, or None if absent."""
+    def _read(self, key: str, limit: int) -> bytes | None:
+        """The object's bytes, or None if absent.
+
+        Raise ``ArtifactIntegrityError`` if it holds more than ``limit`` bytes (read at most
+        ``limit + 1`` to know) or is not a plain stored object (a FIFO, a device, a link).
+        """
+
+    @abstractmethod
+    def _delete(self, key: str) -> None:
+        """Remove an object (absent is fine). Used only to collect garbage."""
+
+    def _litter(self, older_than: float) -> list[str]:
+        """Hook: backend-specific leftovers (temporary files) last changed before ``older_than``
+        (a POSIX time), as paths or keys for ``_remove_litter``. None by default."""
+        return []
+
+    def _remove_litter(self, item: str) -> None:
+        """Hook: remove one item that ``_litter`` returned."""
+        raise NotImplementedError(f"{type(self).__name__} returns litter but cannot remove it")
 
     @abstractmethod
     def _write_new(self, key: str, data: bytes) -> None:
@@ -137,6 +170,10 @@ class ModelStore(ABC):
             raise ModelStoreError(f"{action} failed on {self.describe().get('location', self)}: {exc}") from exc
 
     @staticmethod
+    def too_large(key: str, limit: int) -> ArtifactIntegrityError:
+        return ArtifactIntegrityError(f"{key} holds more than {limit} bytes: refused")
+
+    @staticmethod
     def _version_key(version: str, name: str) -> str:
         return f"versions/{version}/{name}"
 
@@ -152,7 +189,7 @@ class ModelStore(ABC):
 
     @staticmethod
     def new_version_id() -> str:
-        return utc_now().strftime("%Y%m%dT%H%M%S.%fZ")
+        return utc_now().strftime(VERSION_FORMAT)
 
     # -- versions ----------------------------------------------------------------------
     def save(self, artifact: ModelArtifact) -> ModelVersion:
@@ -172,6 +209,11 @@ class ModelStore(ABC):
                 "writing a manifest", self._write_new, self._version_key(version, MANIFEST_FILE), manifest.to_json()
             )
             log.info("model_saved", version=version, **self.describe())
+            if self.collects_garbage_on_save:
+                try:
+                    self.collect_garbage()
+                except CcmlError as exc:  # the version is saved; litter can wait for the next save
+                    log.warning("garbage_collection_failed", error=str(exc))
             return ModelVersion(version, manifest)
         raise ModelStoreError("could not allocate a new version id")
 
@@ -193,13 +235,14 @@ class ModelStore(ABC):
     def manifest(self, version: str) -> Manifest:
         if not VERSION_PATTERN.match(version):
             raise ModelNotFoundError(f"{version!r} is not a version id")
-        data = self._guard("reading a manifest", self._read, self._version_key(version, MANIFEST_FILE))
+        key = self._version_key(version, MANIFEST_FILE)
+        data = self._guard("reading a manifest", self._read, key, METADATA_LIMIT)
         if data is None:
             raise ModelNotFoundError(f"no model version {version}")
         try:
             return Manifest.from_json(data)
         except ValueError as exc:
-            raise ModelStoreError(f"manifest of {version} is unreadable: {exc}") from exc
+            raise ArtifactIntegrityError(f"manifest of {version} is unreadable: {str(exc)[:500]}") from exc
 
     def resolve(self, ref: str = CHAMPION) -> str:
         """The version id ``ref`` names: a version id itself, or an alias."""
@@ -212,26 +255,68 @@ class ModelStore(ABC):
         return record.version
 
     def load(self, ref: str = CHAMPION) -> ModelArtifact:
-        """Load and verify a version (by id or alias). Nothing is unpickled here."""
+        """Load and verify a version (by id or alias). Nothing is deserialized here.
+
+        The signature (with a key) is checked before any file is read; each file is read only
+        up to the size its manifest gives (and never beyond ``max_file_bytes``), then checked
+        against its sha256.
+        """
         version = self.resolve(ref)
         manifest = self.manifest(version)
+        if self._signing_key is not None:
+            manifest.verify_signature(self._signing_key)
         files: dict[str, bytes] = {}
-        for name in manifest.files:
-            data = self._guard("reading an artifact", self._read, self._version_key(version, name))
+        for name, entry in manifest.files.items():
+            if entry.size > self._max_file_bytes:
+                raise ArtifactIntegrityError(
+                    f"model {version}: {name} is {entry.size} bytes, "
+                    f"over CCML_MAX_ARTIFACT_BYTES={self._max_file_bytes}"
+                )
+            data = self._guard("reading an artifact", self._read, self._version_key(version, name), entry.size)
             if data is None:
                 raise ModelNotFoundError(f"model {version}: file {name} is missing")
             files[name] = data
-        artifact = ModelArtifact(manifest, files)
-        artifact.verify(self._signing_key)
+        artifact = ModelArtifact(
+            manifest,
+            files,
+            pickle_trusted=self._signing_key is not None or self._allow_unsigned_pickle,
+            max_file_bytes=self._max_file_bytes,
+        )
+        artifact.verify()
         artifact.check_compatible()
         log.info("model_loaded", version=version, ref=ref, **self.describe())
         return artifact
+
+    def collect_garbage(self, min_age_s: float = GARBAGE_AGE_S) -> list[str]:
+        """Remove what interrupted saves left, once it is ``min_age_s`` old: the files of
+        versions that never got a manifest, and the backend's temporary files. Committed
+        versions are never touched. Returns what was removed."""
+        cutoff = utc_now().timestamp() - min_age_s
+        by_version: dict[str, list[str]] = {}
+        for key in self._guard("listing versions", self._list, "versions/"):
+            parts = key.split("/")
+            if len(parts) == 3 and VERSION_PATTERN.match(parts[1]):
+                by_version.setdefault(parts[1], []).append(parts[2])
+        removed: list[str] = []
+        for version, names in by_version.items():
+            started = datetime.strptime(version, VERSION_FORMAT).replace(tzinfo=UTC).timestamp()
+            if MANIFEST_FILE in names or started > cutoff:
+                continue
+            for name in names:
+                self._guard("collecting garbage", self._delete, self._version_key(version, name))
+                removed.append(self._version_key(version, name))
+        for item in self._guard("collecting garbage", self._litter, cutoff):
+            self._guard("collecting garbage", self._remove_litter, item)
+            removed.append(item)
+        if removed:
+            log.info("garbage_collected", removed=len(removed), items=removed[:20], **self.describe())
+        return removed
 
     # -- aliases -----------------------------------------------------------------------
     def _alias_state(self, alias: str) -> tuple[AliasRecord | None, str | None]:
         key = self._alias_key(self._check_alias(alias))
         token = self._guard("reading an alias", self._token, key)
-        data = self._guard("reading an alias", self._read, key)
+        data = self._guard("reading an alias", self._read, key, METADATA_LIMIT)
         if data is None:
             return None, None
         try:
@@ -317,7 +402,7 @@ class ModelStore(ABC):
     def _claim_state(self, identity: str) -> tuple[dict[str, Any] | None, str | None]:
         key = self._claim_key(identity)
         token = self._guard("reading a claim", self._token, key)
-        data = self._guard("reading a claim", self._read, key)
+        data = self._guard("reading a claim", self._read, key, METADATA_LIMIT)
         return (json.loads(data) if data is not None else None), token
 
     def claim(self, identity: str, lease_s: float) -> Claim:
@@ -391,7 +476,7 @@ class ModelStore(ABC):
     def history(self) -> list[HistoryEvent]:
         events = []
         for key in sorted(self._guard("listing history", self._list, "history/")):
-            data = self._guard("reading history", self._read, key)
+            data = self._guard("reading history", self._read, key, METADATA_LIMIT)
             if data is None:
                 continue
             raw = json.loads(data)

@@ -163,6 +163,14 @@ class Settings(BaseSettings):
     def signing_key_bytes(self) -> bytes | None:
         return self.signing_key.get_secret_value().encode() if self.signing_key else None
 
+    def store_options(self) -> dict[str, Any]:
+        """The keyword arguments every ``ModelStore`` takes from settings."""
+        return {
+            "signing_key": self.signing_key_bytes(),
+            "allow_unsigned_pickle": self.allow_unsigned_pickle,
+            "max_file_bytes": self.max_artifact_bytes,
+        }
+
     @property
     def models_root(self) -> Path:
         return self.home / "models"

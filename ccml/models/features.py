@@ -38,6 +38,19 @@ class SchemaEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.n_features_out_ = self.encoder_.width
         return self
 
+    # The stored state is plain data (the schema dict): the encoder is rebuilt on load, so a
+    # model file never has to describe ccml's internal objects (see ccml.core.model_files).
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy: object.__getstate__ returns the live __dict__.
+        state: dict[str, Any] = dict(super().__getstate__())
+        state.pop("encoder_", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "n_features_out_" in state:
+            self.encoder_ = RecordEncoder(FeatureSchema.model_validate(self.schema))
+
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray[Any, np.dtype[np.object_]]:
         return np.asarray([f.name for f in self.encoder_.features], dtype=object)
 

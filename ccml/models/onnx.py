@@ -23,6 +23,7 @@ import structlog
 from ccml.core.artifact import ModelArtifact
 from ccml.core.contracts import Predictor, Probabilities, Records
 from ccml.core.errors import PredictionError
+from ccml.core.model_files import ONNX_FILE
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 from ccml.models.encoding import FloatMatrix, RecordEncoder
@@ -30,7 +31,6 @@ from ccml.models.model_input import InputPlan
 
 log = structlog.get_logger(__name__)
 
-ONNX_FILE = "model.onnx"
 # The ONNX metadata key holding the InputPlan's JSON (absent: the graph takes encoded rows).
 PLAN_KEY = "ccml.input_plan"
 PARITY_TOLERANCE = 1e-5
@@ -143,10 +143,13 @@ class OnnxPredictor(Predictor):
             raise PredictionError(f"model {self.version} cannot be served by the onnx backend: {note}")
         self._graph = graph
         self._encoder = RecordEncoder(FeatureSchema.model_validate(artifact.manifest.schema_))
-        self._small = _session(graph, 1)
+        try:
+            self._small = _session(graph, 1)
+            plan = self._small.get_modelmeta().custom_metadata_map.get(PLAN_KEY)
+            self._plan = InputPlan.from_json(plan) if plan is not None else None
+        except Exception as exc:  # ONNX Runtime's and the plan's parsers, fed bytes from a store
+            raise PredictionError(f"model {self.version}: {ONNX_FILE} cannot be loaded: {exc}"[:500]) from exc
         self._large: Any = None
-        plan = self._small.get_modelmeta().custom_metadata_map.get(PLAN_KEY)
-        self._plan = InputPlan.from_json(plan) if plan is not None else None
         self._input = self._small.get_inputs()[0].name
         outputs = [output.name for output in self._small.get_outputs()]
         # Ask for the probabilities only: skl2onnx names them "probabilities", second output.

@@ -15,11 +15,10 @@ class SklearnPredictor(Predictor):
 
     def __init__(self, artifact: ModelArtifact, threshold: float = 0.5) -> None:
         super().__init__(artifact, threshold)
-        pipeline = artifact.pipeline
-        self._encoder = pipeline.named_steps["encode"]
+        pipeline = artifact.pipeline  # ArtifactIntegrityError unless it is a ccml pipeline
+        self._encoder = pipeline[0]
         self._model = pipeline[1:]
-        classes = list(pipeline.classes_)
-        self._positive = classes.index(1)
+        self._positive = list(pipeline.classes_).index(1)
 
     def _predict_proba(self, records: Records) -> Probabilities:
         matrix = self._encoder.transform(records)

@@ -83,15 +83,18 @@ class ChampionWatcher:
                 predictor = self._verified(version)
             except ModelNotFoundError as exc:
                 return ReloadResult(False, self.version, str(exc))
-            except CcmlError as exc:
-                if isinstance(exc, ArtifactIntegrityError | PredictionError):
+            except Exception as exc:  # the watcher's boundary: nothing a version holds may stop it
+                # A plain store error may pass (a timeout): try again at the next poll. Anything
+                # else (a bad artifact, a runtime that chokes on it) fails again until the alias moves.
+                if not isinstance(exc, CcmlError) or isinstance(exc, ArtifactIntegrityError | PredictionError):
                     self._failed = (token, version or "")
+                error = str(exc) if isinstance(exc, CcmlError) else f"{type(exc).__name__}: {exc}"
                 log.error(
-                    "model_reload_failed", alias=self.alias, version=version, error=str(exc), serving=self.version
+                    "model_reload_failed", alias=self.alias, version=version, error=error[:500], serving=self.version
                 )
                 if self.on_reload:
                     self.on_reload(False, self.version)
-                return ReloadResult(False, self.version, str(exc))
+                return ReloadResult(False, self.version, error[:500])
             previous = self.version
             self.current = predictor
             self._token = token

@@ -14,11 +14,12 @@ from sklearn.linear_model import LogisticRegression
 from ccml.core.artifact import DataInfo, Evaluation, Manifest, ModelArtifact
 from ccml.core.contracts import Trainer
 from ccml.core.errors import ConfigError
+from ccml.core.model_files import ONNX_FILE
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.evaluation import compute_metrics, cross_validate, holdout_split
 from ccml.models.features import build_feature_pipeline
-from ccml.models.onnx import ONNX_FILE, export_onnx
+from ccml.models.onnx import export_onnx
 
 log = structlog.get_logger(__name__)
 

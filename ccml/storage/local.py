@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ccml.core.contracts import DataSource, ModelStore
-from ccml.core.errors import ConcurrentUpdateError, DataSourceError, ModelVersionExistsError
+from ccml.core.errors import ArtifactIntegrityError, ConcurrentUpdateError, DataSourceError, ModelVersionExistsError
 from ccml.core.settings import Settings
 from ccml.core.types import Dataset
 from ccml.storage.csv_text import read_csv_text
@@ -48,8 +51,8 @@ class LocalModelStore(ModelStore):
     """A model store in a directory. Writes go to a temporary file first, then a link or
     rename makes them visible atomically, so readers never see half a file."""
 
-    def __init__(self, root: Path, signing_key: bytes | None = None) -> None:
-        super().__init__(signing_key)
+    def __init__(self, root: Path, signing_key: bytes | None = None, **options: Any) -> None:
+        super().__init__(signing_key, **options)
         self.root = Path(root)
 
     def describe(self) -> dict[str, str]:
@@ -58,11 +61,43 @@ class LocalModelStore(ModelStore):
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
 
-    def _read(self, key: str) -> bytes | None:
+    def _read(self, key: str, limit: int) -> bytes | None:
+        # O_NONBLOCK: opening a FIFO planted in the store must not hang the reader; O_NOFOLLOW:
+        # a link must not lead the store outside its root (or to /dev/zero).
         try:
-            return self._path(key).read_bytes()
+            fd = os.open(self._path(key), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ArtifactIntegrityError(f"{key} is a symbolic link: refused") from exc
+            raise
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ArtifactIntegrityError(f"{key} is not a regular file: refused")
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise self.too_large(key, limit)
+        return data
+
+    def _delete(self, key: str) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a version folder emptied by the collector goes too
+            path.parent.rmdir()
+
+    def _litter(self, older_than: float) -> list[str]:
+        # Temporary files of writes that a kill interrupted between mkstemp and link/rename.
+        if not self.root.is_dir():
+            return []
+        return [
+            str(path)
+            for path in self.root.rglob(".*.tmp")
+            if path.is_file() and not path.is_symlink() and path.lstat().st_mtime < older_than
+        ]
+
+    def _remove_litter(self, item: str) -> None:
+        Path(item).unlink(missing_ok=True)
 
     def _temporary(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +163,7 @@ class LocalModelStore(ModelStore):
 
 
 def build_local_model_store(settings: Settings) -> LocalModelStore:
-    return LocalModelStore(settings.models_root, signing_key=settings.signing_key_bytes())
+    return LocalModelStore(settings.models_root, **settings.store_options())
 
 
 def build_local_data_source(settings: Settings, location: str) -> LocalDataSource:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+_EMPTY_RANGE = {"InvalidRange", "416"}
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -88,10 +89,19 @@ class S3DataSource(DataSource):
 class S3ModelStore(ModelStore):
     """A model store under ``s3://bucket/prefix`` with the same layout as the local one."""
 
+    # The retraining role deliberately has no s3:DeleteObject (infra/template.yaml); an
+    # operator collects garbage with ``ccml models gc`` and a role that may delete.
+    collects_garbage_on_save = False
+
     def __init__(
-        self, client: S3Client, bucket: str, prefix: str = "models/", signing_key: bytes | None = None
+        self,
+        client: S3Client,
+        bucket: str,
+        prefix: str = "models/",
+        signing_key: bytes | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(signing_key)
+        super().__init__(signing_key, **options)
         self.client = client
         self.bucket = bucket
         self.prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
@@ -102,13 +112,23 @@ class S3ModelStore(ModelStore):
     def _key(self, key: str) -> str:
         return self.prefix + key
 
-    def _read(self, key: str) -> bytes | None:
+    def _read(self, key: str, limit: int) -> bytes | None:
+        # A range of limit + 1 bytes: an object that is too large is known without downloading it.
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=0-{limit}")
         except Exception as exc:  # NoSuchKey included: its code is in _MISSING
             if _error_code(exc) in _MISSING:
                 return None
+            if _error_code(exc) in _EMPTY_RANGE:  # a zero-byte object has no byte 0
+                return b""
             raise
+        data: bytes = response["Body"].read(limit + 1)
+        if len(data) > limit:
+            raise self.too_large(key, limit)
+        return data
+
+    def _delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def _write_new(self, key: str, data: bytes) -> None:
         try:
@@ -146,7 +166,7 @@ class S3ModelStore(ModelStore):
 def build_s3_model_store(settings: Settings) -> S3ModelStore:
     if not settings.s3_bucket:
         raise ConfigError("CCML_STORAGE=s3 needs CCML_S3_BUCKET")
-    return S3ModelStore(make_client(), settings.s3_bucket, settings.s3_model_prefix, settings.signing_key_bytes())
+    return S3ModelStore(make_client(), settings.s3_bucket, settings.s3_model_prefix, **settings.store_options())
 
 
 def build_s3_data_source(settings: Settings, location: str) -> S3DataSource:

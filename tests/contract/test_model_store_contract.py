@@ -184,7 +184,7 @@ def test_tampered_artifact_is_refused(model_store: ModelStore, training: Trainin
 
 def test_artifact_from_another_sklearn_minor_is_refused(model_store: ModelStore, training: TrainingResult) -> None:
     saved = model_store.save(training.artifact)
-    manifest = json.loads(model_store._read(_manifest_key(saved.id)) or b"{}")
+    manifest = json.loads(model_store._read(_manifest_key(saved.id), 1 << 20) or b"{}")
     major, minor, *_ = installed_version("scikit-learn").split(".")
     manifest["libraries"]["scikit-learn"] = f"{major}.{int(minor) + 1}.0"
     _overwrite(model_store, _manifest_key(saved.id), json.dumps(manifest).encode())

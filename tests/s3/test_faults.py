@@ -38,7 +38,7 @@ ENDPOINT = "https://s3.us-east-1.amazonaws.com"
 # step -> (client operation, key pattern, error the handler raises, does a complete version remain)
 STEPS: dict[str, tuple[str, str, type[CcmlError], bool]] = {
     "reading the data": ("get_object", r"^incoming/", DataSourceError, False),
-    "writing the artifact": ("put_object", r"^models/versions/[^/]+/model\.joblib$", ModelStoreError, False),
+    "writing the artifact": ("put_object", r"^models/versions/[^/]+/model\.skops$", ModelStoreError, False),
     "writing the manifest": ("put_object", r"^models/versions/[^/]+/manifest\.json$", ModelStoreError, False),
     "moving the alias": ("put_object", r"^models/aliases/champion\.json$", ModelStoreError, True),
 }

@@ -87,7 +87,7 @@ def test_write_new_refuses_to_overwrite_an_existing_object(s3_store: S3ModelStor
     with pytest.raises(ModelVersionExistsError):
         s3_store._write_new("versions/20260101T000000.000000Z/model.joblib", b"second")
 
-    assert s3_store._read("versions/20260101T000000.000000Z/model.joblib") == b"first"
+    assert s3_store._read("versions/20260101T000000.000000Z/model.joblib", 1 << 20) == b"first"
 
 
 def test_version_without_its_manifest_is_not_listed(s3_store: S3ModelStore, training: TrainingResult) -> None:

@@ -21,7 +21,8 @@ from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.encoding import RecordEncoder
 from ccml.models.features import build_feature_pipeline
 from ccml.models.model_input import FEW_ROWS, InputPlan
-from ccml.models.onnx import ONNX_FILE, OnnxPredictor, export_onnx
+from ccml.core.model_files import ONNX_FILE
+from ccml.models.onnx import OnnxPredictor, export_onnx
 from ccml.models.trainers import LogisticRegressionTrainer
 from tests.strategies import records
 
