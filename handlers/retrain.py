@@ -1,5 +1,6 @@
-"""Lambda entry point: a CSV lands under ``incoming/`` -> validate, retrain, evaluate, save,
-promote if the gate agrees. Configure with the same ``CCML_*`` variables as everything else.
+"""Lambda entry point: a CSV lands under ``incoming/`` of ``CCML_S3_BUCKET`` -> validate, retrain,
+evaluate, save, promote if the gate agrees. Invoked by S3 directly, by EventBridge, or through SNS
+and/or SQS (see ``ccml.core.events``). Configure with the same ``CCML_*`` variables as everything else.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         return _retrainer().handle(event, lambda: context.get_remaining_time_in_millis() / 1000)
     except Exception as exc:
-        # One structured line, then re-raise so Lambda's retries and dead-letter queue apply.
+        # One structured line, then re-raise so Lambda's retries and dead-letter queue apply (for an SQS
+        # batch: the whole batch returns to the queue; what already trained reports "already processed").
         log.error("retrain_failed", error=str(exc), error_type=type(exc).__name__)
         raise

@@ -15,7 +15,7 @@ import structlog
 from ccml.core.components import build_data_source, build_model_store, build_trainer
 from ccml.core.contracts import DataSource, ModelStore
 from ccml.core.errors import CcmlError, TrainingError
-from ccml.core.events import ObjectCreated, parse_object_events
+from ccml.core.events import ObjectCreated, parse_event
 from ccml.core.settings import Settings
 from ccml.models.workflow import RetrainWorkflow
 
@@ -27,14 +27,23 @@ class EventRetrainer:
     workflow: RetrainWorkflow
     store: ModelStore
     source_for: Callable[[str], DataSource]
+    bucket: str | None  # CCML_S3_BUCKET: the only bucket whose objects may train; None: none may
     data_prefix: str
     model_prefix: str
     lease_s: float = 900.0  # Lambda's longest run; in Lambda, the invocation's remaining time
     min_remaining_s: float = 120.0
 
     def skip_reason(self, obj: ObjectCreated) -> str | None:
-        """Why an object must not trigger training, or None. Writes under the model prefix
-        are ignored first, so the store's own writes can never re-trigger retraining."""
+        """Why an object must not trigger training, or None.
+
+        An object of another bucket never trains: a trigger (or a shared SNS topic or SQS queue)
+        wired to the wrong bucket would otherwise train on data nobody vetted and promote it.
+        Writes under the model prefix are ignored next, so the store's own writes can never
+        re-trigger retraining."""
+        if obj.bucket != self.bucket:
+            if self.bucket is None:
+                return "CCML_S3_BUCKET is not set: no bucket's objects may train"
+            return f"bucket {obj.bucket!r} is not CCML_S3_BUCKET ({self.bucket!r})"
         if self.model_prefix and obj.key.startswith(self.model_prefix):
             return "under the model prefix"
         if not obj.key.startswith(self.data_prefix):
@@ -44,14 +53,20 @@ class EventRetrainer:
         return None
 
     def handle(self, event: dict[str, Any], remaining_s: Callable[[], float] | None = None) -> dict[str, Any]:
-        results = [self._process(obj, remaining_s) for obj in parse_object_events(event)]
-        return {"results": results}
+        """Train on every object ``event`` announces (each at most once); see ``ccml.core.events``
+        for the shapes accepted. Raises on the first failure, so Lambda (or SQS) retries the event:
+        the objects already trained then report "already processed"."""
+        parsed = parse_event(event)
+        for message in parsed.ignored:
+            log.info("event_ignored", **message.summary())
+        results = [self._process(obj, remaining_s) for obj in parsed.objects]
+        return {"results": results, "ignored": [message.summary() for message in parsed.ignored]}
 
     def _process(self, obj: ObjectCreated, remaining_s: Callable[[], float] | None) -> dict[str, Any]:
         summary: dict[str, Any] = {"object": obj.uri}
         reason = self.skip_reason(obj)
         if reason is not None:
-            log.info("object_skipped", object=obj.uri, reason=reason)
+            log.info("event_skipped", reason=reason, bucket=obj.bucket, key=obj.key)
             return {**summary, "status": "skipped", "reason": reason}
         if remaining_s is not None and remaining_s() < self.min_remaining_s:
             raise TrainingError(
@@ -85,6 +100,7 @@ def build_event_retrainer(settings: Settings) -> EventRetrainer:
         workflow=RetrainWorkflow.from_settings(settings, store, build_trainer(settings)),
         store=store,
         source_for=lambda uri: build_data_source(settings, uri),
+        bucket=settings.s3_bucket,
         data_prefix=settings.s3_data_prefix,
         model_prefix=settings.s3_model_prefix,
         min_remaining_s=settings.lambda_min_remaining_s,
