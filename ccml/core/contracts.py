@@ -261,7 +261,8 @@ class ModelStore(ABC):
         up to the size its manifest gives (and never beyond ``max_file_bytes``), then checked
         against its sha256.
         """
-        version = self.resolve(ref)
+        # A version id needs no resolving: reading its manifest is the existence check.
+        version = ref if VERSION_PATTERN.match(ref) else self.resolve(ref)
         manifest = self.manifest(version)
         if self._signing_key is not None:
             manifest.verify_signature(self._signing_key)

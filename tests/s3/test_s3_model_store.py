@@ -164,7 +164,9 @@ def test_tampered_artifact_is_refused_on_load(s3_store: S3ModelStore, training: 
     s3_store.promote(version)
     original = training.artifact.files[MODEL_FILE]
     make_client().put_object(
-        Bucket=s3_store.bucket, Key=f"models/versions/{version}/{MODEL_FILE}", Body=original[:-1] + b"\x00"
+        Bucket=s3_store.bucket,
+        Key=f"models/versions/{version}/{MODEL_FILE}",
+        Body=original[:-1] + bytes([original[-1] ^ 1]),
     )
 
     with pytest.raises(ArtifactIntegrityError, match="does not match its sha256"):
@@ -225,3 +227,28 @@ def test_exactly_one_of_eight_racing_claimers_is_granted(server_bucket: str) -> 
     assert len(claims) == 8
     assert sum(claim.granted for claim in claims) == 1
     assert {claim.reason for claim in claims if not claim.granted} == {"already being processed"}
+
+
+def test_saves_leave_garbage_for_an_operator_and_collect_garbage_removes_only_it(
+    s3_store: S3ModelStore, training: TrainingResult
+) -> None:
+    # The retraining role may not delete (infra/template.yaml): saves must not try to.
+    assert S3ModelStore.collects_garbage_on_save is False
+    committed = s3_store.save(training.artifact).id
+    partial = "20200101T000000.000000Z"  # years old, never committed
+    s3_store._write_new(f"versions/{partial}/{MODEL_FILE}", b"half a save")
+    s3_store.save(training.artifact)
+    assert f"versions/{partial}/{MODEL_FILE}" in s3_store._list("versions/")
+
+    assert s3_store.collect_garbage() == [f"versions/{partial}/{MODEL_FILE}"]
+    assert not [key for key in s3_store._list("versions/") if partial in key]
+    assert committed in version_ids(s3_store)
+
+
+def test_reads_stop_at_the_limit_and_refuse_a_larger_object(s3_store: S3ModelStore) -> None:
+    s3_store._write_new("versions/20200101T000000.000000Z/model.onnx", b"x" * 5000)
+    s3_store._write_new("versions/20200101T000000.000000Z/empty", b"")
+    assert s3_store._read("versions/20200101T000000.000000Z/model.onnx", 5000) == b"x" * 5000
+    assert s3_store._read("versions/20200101T000000.000000Z/empty", 10) == b""
+    with pytest.raises(ArtifactIntegrityError, match="more than 4999 bytes"):
+        s3_store._read("versions/20200101T000000.000000Z/model.onnx", 4999)
