@@ -163,11 +163,8 @@ def test_tampered_artifact_is_refused_on_load(s3_store: S3ModelStore, training: 
     version = s3_store.save(training.artifact).id
     s3_store.promote(version)
     original = training.artifact.files[MODEL_FILE]
-    make_client().put_object(
-        Bucket=s3_store.bucket,
-        Key=f"models/versions/{version}/{MODEL_FILE}",
-        Body=original[:-1] + bytes([original[-1] ^ 1]),
-    )
+    tampered = original[:-1] + bytes([original[-1] ^ 1])
+    make_client().put_object(Bucket=s3_store.bucket, Key=f"models/versions/{version}/{MODEL_FILE}", Body=tampered)
 
     with pytest.raises(ArtifactIntegrityError, match="does not match its sha256"):
         s3_store.load(version)
