@@ -102,7 +102,6 @@ def plant(store: ModelStore, base: ModelArtifact, kind: str, marker: Path) -> st
     return version
 
 
-
 def point_champion(store: ModelStore, version: str) -> None:
     """Move ``champion`` to ``version`` by writing the alias object itself, as an attacker would
     (``promote`` refuses a version whose manifest it cannot read)."""

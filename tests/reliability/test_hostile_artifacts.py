@@ -121,7 +121,7 @@ def test_hostile_champion_is_refused_by_every_consumer_and_runs_nothing(
         workflow = RetrainWorkflow.from_settings(settings, store, RandomForestTrainer(FAST_PARAMS["random_forest"]))
         outcome = within(120, lambda: workflow.run(LocalDataSource(sample_csv)))
         assert outcome.promoted, outcome.reason
-        assert "champion" in outcome.reason and hostile in outcome.reason or "unusable" in outcome.reason
+        assert ("champion" in outcome.reason and hostile in outcome.reason) or "unusable" in outcome.reason
         assert store.resolve("champion") == outcome.version
         assert not marker.exists(), f"{kind} ran code during a retrain"
         passed = True
