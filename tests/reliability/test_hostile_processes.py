@@ -6,9 +6,7 @@ the good model keeps answering."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,9 +20,10 @@ from ccml.core.schema import load_schema
 from ccml.core.types import TrainingResult
 from ccml.storage.local import LocalModelStore
 from ccml.storage.s3 import S3ModelStore, make_client
-from tests.api.conftest import CCML_SCRIPT, ServerProcess, free_port, metric_value
+from tests.api.conftest import CCML_SCRIPT, ServerProcess, metric_value
 from tests.reliability.figures import FULL, record
 from tests.reliability.hostile import KINDS, PORTABLE, plant, point_champion
+from tests.reliability.processes import environment, serve, wait_alive
 
 pytestmark = pytest.mark.integration
 
@@ -39,46 +38,6 @@ STARTUP_KINDS = KINDS if FULL else ("junk_onnx", "pickle_payload", "fifo")
 COMMAND_KINDS = KINDS if FULL else ("pickle_payload", "untrusted_skops", "fifo", "path_traversal")
 RETRAIN_KINDS = PORTABLE if FULL else ("pickle_payload", "not_a_pipeline")
 FAST_TRAINER = json.dumps({"n_estimators": 10, "n_jobs": 1})
-
-
-def _environment(home: Path, extra: dict[str, str]) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.upper().startswith("CCML_")}
-    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    environment.update(
-        {"CCML_HOME": str(home), "CCML_LOG_FORMAT": "json", "CCML_RELOAD_INTERVAL_S": "0.2", "CCML_MIN_ROWS": "50"}
-    )
-    environment.update(extra)
-    return environment
-
-
-def _serve(home: Path, log_dir: Path, env: dict[str, str]) -> ServerProcess:
-    port = free_port()
-    log = log_dir / f"serve-{port}.log"
-    command = [str(CCML_SCRIPT), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            command,
-            env=_environment(home, env),
-            cwd=log_dir,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return ServerProcess(process, f"http://127.0.0.1:{port}", log)
-
-
-def _wait_alive(server: ServerProcess, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"ccml serve exited with {server.process.returncode}:\n{server.logs()[-3000:]}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"ccml serve did not answer /health within {timeout} s:\n{server.logs()[-3000:]}")
 
 
 @pytest.fixture
@@ -103,7 +62,7 @@ def test_ccml_serve_keeps_the_good_model_when_hostile_versions_are_promoted(
 ) -> None:
     marker = tmp_path / "pwned"
     home, store, good = _home_with(tmp_path, "home", training)
-    server = _serve(home, tmp_path, BACKENDS[backend])
+    server = serve(home, tmp_path, BACKENDS[backend])
     servers.append(server)
     assert server.wait_ready() == good
     with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -130,9 +89,9 @@ def test_ccml_serve_started_on_a_hostile_champion_stays_up_and_is_not_ready(
     for kind in STARTUP_KINDS:
         home, store, _good = _home_with(tmp_path, f"home-{kind}", training)
         point_champion(store, plant(store, training.artifact, kind, marker))
-        server = _serve(home, tmp_path, BACKENDS[backend])
+        server = serve(home, tmp_path, BACKENDS[backend])
         servers.append(server)
-        _wait_alive(server)
+        wait_alive(server)
         ready = httpx.get(f"{server.url}/ready", timeout=10)
         assert ready.status_code == 503, f"{kind}: {ready.status_code} {ready.text}"
         assert httpx.post(f"{server.url}/predict", json=EXAMPLE, timeout=10).status_code == 503
@@ -145,7 +104,7 @@ def test_ccml_serve_started_on_a_hostile_champion_stays_up_and_is_not_ready(
 def _run(args: list[str], home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(CCML_SCRIPT), *args],
-        env=_environment(home, env or {}),
+        env=environment(home, env or {}),
         cwd=home.parent,
         capture_output=True,
         text=True,
@@ -207,7 +166,7 @@ def test_ccml_retrain_and_serve_on_s3_refuse_hostile_champions(
     home.mkdir()
     first = s3_store.save(training.artifact).id
     s3_store.promote(first)
-    server = _serve(home, tmp_path, env)
+    server = serve(home, tmp_path, env)
     servers.append(server)
     assert server.wait_ready() == first
     cases = 0
