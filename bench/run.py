@@ -54,10 +54,12 @@ class Model:
 def train_model(workdir: Path) -> Model:
     """The model every serving section uses: the retraining workflow with ccml's defaults
     on 9,000 synthetic rows (about the size of the engagement data), promoted in a fresh store."""
+    import joblib
+
     from ccml.core.artifact import MODEL_FILE
     from ccml.core.components import build_model_store, build_trainer
-    from ccml.core.settings import Settings
     from ccml.core.model_files import ONNX_FILE
+    from ccml.core.settings import Settings
     from ccml.models.synthetic import generate
     from ccml.models.workflow import RetrainWorkflow
     from ccml.storage.local import LocalDataSource
@@ -70,9 +72,12 @@ def train_model(workdir: Path) -> Model:
     outcome = RetrainWorkflow.from_settings(settings, store, build_trainer(settings)).run(LocalDataSource(csv))
     if not outcome.promoted or ONNX_FILE not in outcome.manifest.files:
         raise RuntimeError(f"the benchmark model was not promoted with an ONNX file: {outcome.manifest.notes}")
-    joblib_path = settings.models_root / "versions" / outcome.version / MODEL_FILE
-    if not joblib_path.exists():
-        raise RuntimeError(f"the store layout changed: {joblib_path} is missing")
+    if not (settings.models_root / "versions" / outcome.version / MODEL_FILE).exists():
+        raise RuntimeError(f"the store layout changed: {MODEL_FILE} of {outcome.version} is missing")
+    # The tutorial-style contender loads a joblib pickle, as such apps do: the benchmark writes
+    # one itself from the version's pipeline (ccml stores skops and never unpickles).
+    joblib_path = workdir / "tutorial-model.joblib"
+    joblib.dump(store.load(outcome.version).pipeline, joblib_path, compress=3)
     print(f"model {outcome.version}: {MODEL_ROWS:,} synthetic rows, stages {outcome.seconds}", flush=True)
     return Model(settings.home, outcome.version, joblib_path, dict(schema.example_record()))
 

@@ -1,7 +1,7 @@
 """The common baseline: the tutorial way to serve a scikit-learn model with FastAPI.
 
 Loads the fitted Pipeline with ``joblib.load`` at import (the path in ``BENCH_MODEL_PATH``:
-the very ``model.joblib`` of the model version ccml serves), and per request builds a
+a joblib pickle of the very pipeline of the model version ccml serves), and per request builds a
 one-row pandas DataFrame from the JSON body and calls ``predict_proba``. The route is
 ``async def``: with a model that takes milliseconds, a ``def`` route (thread pool) measured
 ~35% slower under concurrency here, so this is the tutorial's faster variant and the ratio
