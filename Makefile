@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export CCML_HOME
 
-.PHONY: install run test lint format clean lock image-test bench bench-quick
+.PHONY: install run test lint format clean lock image-test bench bench-quick reliability
 
 install: $(STAMP)
 
@@ -49,6 +49,19 @@ test: install lint
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends $(TOOLS) >/dev/null)
 	$(PY) -m pytest
 
+# The reliability suite at full size (tests/reliability; `make test` runs it small): hostile
+# artifacts, API and data fuzzing, faults, load with faults. Prints the figures table the
+# README quotes and keeps it, with every row, in $(RELIABILITY_OUT).
+RELIABILITY_OUT ?= reliability-results
+reliability: install
+	@command -v chromedriver >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends $(TOOLS) >/dev/null)
+	rm -rf $(RELIABILITY_OUT) && mkdir -p $(RELIABILITY_OUT)
+	RELIABILITY_PROFILE=full RELIABILITY_FIGURES=$(abspath $(RELIABILITY_OUT))/figures.jsonl \
+		$(PY) -m pytest tests/reliability -q
+	$(PY) scripts/reliability_table.py $(RELIABILITY_OUT)/figures.jsonl \
+		--json $(RELIABILITY_OUT)/summary.json --markdown $(RELIABILITY_OUT)/table.md
+
 # requirements.lock pins every runtime dependency of the container images. Regenerate it
 # after changing dependencies in pyproject.toml.
 lock:
@@ -73,4 +86,4 @@ image-test: install
 	scripts/image-test.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis $(RELIABILITY_OUT)
