@@ -16,7 +16,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from ccml.core.contracts import CHAMPION
-from ccml.core.errors import CcmlError, ConfigError, DataSourceError, InvalidInputError
+from ccml.core.errors import CcmlError, ConfigError, DataSourceError, EventError, InvalidInputError
 from ccml.core.jsonable import finite
 from ccml.core.logging import configure_logging
 from ccml.core.settings import Settings
@@ -127,7 +127,9 @@ def train(
 @app.command()
 @_user_errors
 def retrain(
-    event: Annotated[Path, typer.Option(help="An S3 notification or EventBridge event (JSON file).")],
+    event: Annotated[
+        Path, typer.Option(help="An S3 notification or EventBridge event, plain or wrapped in SQS/SNS (JSON file).")
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Run the Lambda handler's retraining on an event file: the same code path, as a container task."""
@@ -136,15 +138,11 @@ def retrain(
     try:
         document = json.loads(event.read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read event file {event}: {exc}") from exc
+        raise EventError(f"cannot read event file {event}: {exc}") from exc
     summary = build_event_retrainer(_settings()).handle(document)
-    _emit(
-        summary,
-        as_json,
-        lambda: "\n".join(
-            f"{r['object']}: {r['status']} {r.get('version') or r.get('reason', '')}" for r in summary["results"]
-        ),
-    )
+    lines = [f"{r['object']}: {r['status']} {r.get('version') or r.get('reason', '')}" for r in summary["results"]]
+    lines += [f"ignored {i.get('kind', 'message')} at {i.get('path', '$')}" for i in summary.get("ignored", [])]
+    _emit(summary, as_json, lambda: "\n".join(lines))
 
 
 # -- models ------------------------------------------------------------------------------

@@ -21,6 +21,12 @@ class ConfigError(CcmlError):
     code = "config_error"
 
 
+class EventError(CcmlError):
+    """An event handed to the retrainer is not one it can read (malformed, or of another kind)."""
+
+    code = "event_error"
+
+
 class SchemaError(CcmlError):
     """A feature schema file is missing, unreadable or inconsistent."""
 

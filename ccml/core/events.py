@@ -11,7 +11,7 @@ Accepted, unwrapped recursively (at most ``MAX_ENVELOPES`` SQS/SNS envelopes dee
 - S3's ``s3:TestEvent`` (sent when a notification to SQS or SNS is configured), and records or
   EventBridge events of other kinds (``ObjectRemoved:*``, ...): acknowledged as ``ignored``.
 
-Anything else raises ``ConfigError`` naming where in the document it went wrong: an event that
+Anything else raises ``EventError`` naming where in the document it went wrong: an event that
 carries nothing recognisable is never acknowledged as a success.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
-from ccml.core.errors import ConfigError
+from ccml.core.errors import EventError
 
 # S3 -> SNS -> SQS -> Lambda, the deepest set-up AWS documents, is two envelopes; one more is slack.
 MAX_ENVELOPES: Final = 3
@@ -81,8 +81,8 @@ class _Found:
     ignored: list[IgnoredMessage]
 
 
-def _malformed(path: str, problem: str) -> ConfigError:
-    return ConfigError(f"malformed S3 event at {path}: {problem}")
+def _malformed(path: str, problem: str) -> EventError:
+    return EventError(f"malformed S3 event at {path}: {problem}")
 
 
 def _kind(value: Any) -> str:

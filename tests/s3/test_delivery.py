@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import handlers.retrain
-from ccml.core.errors import ConfigError, DataValidationError
+from ccml.core.errors import DataValidationError, EventError
 from ccml.core.events import parse_event
 from ccml.core.settings import Settings
 from ccml.models.retrain import build_event_retrainer
@@ -170,10 +170,10 @@ def test_unrecognised_wrapper_fails_the_invocation_and_trains_nothing(bucket: st
     batch["Records"][1]["body"] = "not json"
     handlers.retrain._retrainer()
 
-    with capture_logs() as logs, pytest.raises(ConfigError, match=r"\$\.Records\[1\]\.body: not JSON"):
+    with capture_logs() as logs, pytest.raises(EventError, match=r"\$\.Records\[1\]\.body: not JSON"):
         invoke(batch)
 
-    assert [line["error_type"] for line in logged(logs, "retrain_failed")] == ["ConfigError"]
+    assert [line["error_type"] for line in logged(logs, "retrain_failed")] == ["EventError"]
     assert bucket_keys(bucket) == ["incoming/a.csv"]  # the good message did not train either
 
 

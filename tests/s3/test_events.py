@@ -11,7 +11,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from ccml.core.errors import ConfigError
+from ccml.core.errors import EventError
 from ccml.core.events import MAX_ENVELOPES, IgnoredMessage, ObjectCreated, parse_event
 from tests.s3.envelopes import (
     WRAPPERS,
@@ -151,7 +151,7 @@ def test_created_object_without_version_id_or_etag_is_refused(etag: str | None) 
     if etag is not None:
         record["s3"]["object"]["eTag"] = etag
 
-    with pytest.raises(ConfigError, match=r"at \$\.Records\[0\]: s3://ccml-a/incoming/x.csv carries neither"):
+    with pytest.raises(EventError, match=r"at \$\.Records\[0\]: s3://ccml-a/incoming/x.csv carries neither"):
         parse_event(s3_event(record))
 
 
@@ -240,7 +240,7 @@ GARBAGE_WRAPPERS: dict[str, tuple[Any, str]] = {
 
 @pytest.mark.parametrize(("event", "message"), GARBAGE_WRAPPERS.values(), ids=list(GARBAGE_WRAPPERS))
 def test_unrecognised_wrapper_is_refused_naming_where(event: Any, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(EventError, match=message):
         parse_event(event)
 
 
@@ -253,7 +253,7 @@ def test_one_malformed_message_refuses_the_whole_batch() -> None:
     event = sqs_event(good, good)
     event["Records"][1]["body"] = "{truncated"
 
-    with pytest.raises(ConfigError, match=r"\$\.Records\[1\]\.body"):
+    with pytest.raises(EventError, match=r"\$\.Records\[1\]\.body"):
         parse_event(event)
 
 
@@ -286,7 +286,7 @@ def test_one_malformed_message_refuses_the_whole_batch() -> None:
     ids=repr,
 )
 def test_malformed_event_raises_config_error(event: Any) -> None:
-    with pytest.raises(ConfigError, match="malformed S3 event at "):
+    with pytest.raises(EventError, match="malformed S3 event at "):
         parse_event(event)
 
 

@@ -19,7 +19,7 @@ import structlog
 from structlog.testing import capture_logs
 
 import handlers.retrain
-from ccml.core.errors import ConfigError, DataSourceError, DataValidationError, TrainingError
+from ccml.core.errors import DataSourceError, DataValidationError, EventError, TrainingError
 from ccml.core.types import TrainingResult
 from ccml.storage.s3 import S3ModelStore
 from tests.s3.helpers import (
@@ -297,10 +297,10 @@ def test_object_over_the_size_limit_is_refused_and_points_to_the_container_task(
 def test_malformed_event_raises_config_error_and_logs_it(bucket: str) -> None:
     handlers.retrain._retrainer()
 
-    with capture_logs() as logs, pytest.raises(ConfigError, match="malformed S3 event"):
+    with capture_logs() as logs, pytest.raises(EventError, match="malformed S3 event"):
         invoke({"Records": [{"eventName": "ObjectCreated:Put"}]})
 
-    assert [entry["error_type"] for entry in retrain_failures(logs)] == ["ConfigError"]
+    assert [entry["error_type"] for entry in retrain_failures(logs)] == ["EventError"]
 
 
 def test_each_invocation_logs_with_its_own_request_id_only(bucket: str) -> None:
