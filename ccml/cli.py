@@ -222,6 +222,21 @@ def models_rollback(
     _emit(document, as_json, lambda: f"{alias} -> {record.version} (rolled back from {before})")
 
 
+@models_app.command("gc")
+@_user_errors
+def models_gc(
+    older_than_s: Annotated[
+        float, typer.Option("--older-than-s", min=0, help="Only leftovers at least this old (a save may be running).")
+    ] = 3600.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove what interrupted saves left: files of versions without a manifest, temporary files."""
+    from ccml.core.components import build_model_store
+
+    removed = build_model_store(_settings()).collect_garbage(older_than_s)
+    _emit({"removed": removed}, as_json, lambda: "\n".join(removed) or "nothing to remove")
+
+
 @models_app.command("history")
 @_user_errors
 def models_history(as_json: JsonOption = False) -> None:

@@ -410,3 +410,20 @@ def test_models_rollback_restores_the_previous_champion_once(
     )
     assert after["show"].json()["version"] == first_version
     assert "no earlier version" in _assert_user_error(after["again"])
+
+
+def test_models_gc_removes_only_old_leftovers_of_interrupted_saves(private: Cli, second_version: str) -> None:
+    versions = private.home / "models" / "versions"
+    leftover = versions / "20200101T000000.000000Z" / "model.skops"  # a save killed years ago
+    leftover.parent.mkdir()
+    leftover.write_bytes(b"half a save")
+    recent = versions / second_version / ".model.onnx.x.tmp"  # a write that may still be running
+    recent.write_bytes(b"in flight")
+
+    result = private("models", "gc", "--json")
+
+    assert result.code == 0, result.stderr
+    assert result.json() == {"removed": ["versions/20200101T000000.000000Z/model.skops"]}
+    assert not leftover.parent.exists()
+    assert recent.exists()
+    assert private("models", "show", "champion").json()["version"] == second_version
