@@ -27,10 +27,10 @@ BATCH_WARMUP_ROWS = 4096  # over ccml.models.onnx.LARGE_BATCH: builds the large 
 
 def run(report: Report, plan: Plan, home: Path, version: str) -> dict[str, Any]:
     from ccml.core.components import build_model_store
+    from ccml.core.model_files import ONNX_FILE
     from ccml.core.settings import Settings
     from ccml.models.encoding import RecordEncoder
     from ccml.models.model_input import InputPlan
-    from ccml.core.model_files import ONNX_FILE
     from ccml.models.onnx import PLAN_KEY, OnnxPredictor
     from ccml.models.onnx import _session as onnx_session
     from ccml.models.predictor import SklearnPredictor
