@@ -43,7 +43,13 @@ class SyntheticHints(_Frozen):
 
 
 class Feature(_Frozen):
-    """One model input: its API name, CSV column, type and valid values."""
+    """One model input: its API name, CSV column, type and valid values.
+
+    ``optional`` lets a training file hold no information in the column (every cell blank, or
+    one value throughout); validation refuses such a column otherwise. It is left out of the
+    dump when false, so schemas that do not use it keep the fingerprint and the manifest form
+    they had before it existed.
+    """
 
     name: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
     column: str
@@ -56,6 +62,7 @@ class Feature(_Frozen):
     labels: dict[str, str] | None = None
     example: Category | float | bool | None = None
     synthetic: SyntheticHints = SyntheticHints()
+    optional: Annotated[bool, Field(exclude_if=lambda optional: not optional)] = False
 
     @model_validator(mode="after")
     def _check_kind(self) -> Self:

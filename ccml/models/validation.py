@@ -15,6 +15,11 @@ from ccml.core.types import Dataset, ValidatedTable
 log = structlog.get_logger(__name__)
 
 MAX_ROWS_REPORTED = 5
+# Each problem names a column; past this many the report says how many more there are, so a
+# file that is wrong everywhere (or a schema of hundreds of features) gives a readable report.
+MAX_ISSUES_REPORTED = 30
+MAX_VALUE_CHARS = 40
+_HEAD_ROWS = 1000
 _TRUE = frozenset({"true", "yes", "1", "1.0"})
 _FALSE = frozenset({"false", "no", "0", "0.0"})
 
@@ -32,6 +37,21 @@ class _Issues:
             # Row numbers are 1-based positions of data rows (the header is not a row).
             rows = tuple(int(i) + 1 for i in mask.index[mask.to_numpy()][:MAX_ROWS_REPORTED])
         self.items.append(ValidationIssue(column, problem, count, rows))
+
+
+def _cut(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    """``text`` shortened to ``limit`` characters: a 50 MB cell must not make a 50 MB report."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def _bounded(items: list[ValidationIssue]) -> list[ValidationIssue]:
+    if len(items) <= MAX_ISSUES_REPORTED:
+        return items
+    kept, rest = items[: MAX_ISSUES_REPORTED - 1], items[MAX_ISSUES_REPORTED - 1 :]
+    columns = list(dict.fromkeys(issue.column for issue in rest))
+    shown = ", ".join(_cut(c) for c in columns[:5]) + (", ..." if len(columns) > 5 else "")
+    summary = f"{len(items)} problems in all; the other {len(rest)} are in {shown}"
+    return [*kept, ValidationIssue("(report)", summary, len(rest))]
 
 
 def _strip(series: pd.Series) -> pd.Series:
@@ -69,9 +89,10 @@ def _category_values(feature: Feature, text: pd.Series) -> pd.Series:
     """Cells converted to the categories' type (int or str); unconvertible cells stay text."""
     if isinstance(feature.category_list[0], int):
         numbers = _to_numbers(text)
-        whole = numbers.notna() & (numbers % 1 == 0)
-        converted = text.astype(object).where(~whole, numbers.where(whole).astype("Int64").astype(object))
-        return converted.where(text.notna(), None)
+        # Past 2**53 a float no longer holds one integer exactly (and 1e300 fits no int64).
+        whole = (numbers % 1 == 0) & (numbers.abs() < 2**53)
+        integers = pd.Series(numbers.where(whole, 0).to_numpy(dtype=np.int64), index=text.index, dtype=object)
+        return text.astype(object).where(~whole, integers).where(text.notna(), None)
     return text.astype(object).where(text.notna(), None)
 
 
@@ -80,8 +101,9 @@ def _categorical(feature: Feature, text: pd.Series, issues: _Issues) -> pd.Serie
     known = values.isin(feature.category_list)
     unknown = text.notna() & ~known
     if unknown.any():
-        samples = ", ".join(repr(v) for v in pd.unique(text[unknown])[:3])
-        issues.add(feature.column, f"unknown category ({samples}); known: {feature.categories}", unknown)
+        samples = ", ".join(repr(_cut(v)) for v in pd.unique(text[unknown])[:3])
+        known_list = _cut(", ".join(map(str, feature.category_list)), 200)
+        issues.add(feature.column, f"unknown category ({samples}); known: {known_list}", unknown)
     return values.where(known, None)
 
 
@@ -97,9 +119,33 @@ def _target(schema: FeatureSchema, text: pd.Series, issues: _Issues) -> pd.Serie
         values = text
     distinct = pd.unique(values.dropna())
     if len(distinct) > 2:
-        shown = ", ".join(map(str, sorted(map(str, distinct))[:5]))
+        shown = ", ".join(_cut(value) for value in sorted(map(str, distinct))[:5])
         issues.add(column, f"target is not binary: {len(distinct)} distinct values ({shown})")
     return (values == completed).astype("int8")
+
+
+def _check_informative(feature: Feature, text: pd.Series, values: pd.Series, issues: _Issues, clean: bool) -> None:
+    """Refuse a blank or constant feature column: the model would learn nothing from it, and the
+    promotion gate, scoring the champion on the same crippled holdout, would not notice."""
+    # Two distinct values among the first rows settle it for almost every real column, without
+    # hashing a million cells (0.3 s per 1,000,000-row file otherwise).
+    if feature.optional or text.empty or pd.unique(values.iloc[:_HEAD_ROWS].dropna()).size > 1:
+        return
+    hint = "(if expected, set optional = true on this feature in the schema)"
+    if text.isna().all():
+        issues.add(feature.column, f"every value is missing: the column is blank {hint}", count=len(text))
+        return
+    distinct = pd.unique(values.dropna())
+    # With invalid cells the column is already refused, and its valid part proves nothing.
+    if clean and len(text) > 1 and len(distinct) == 1:
+        shown = _cut(_value_text(feature, distinct[0]))
+        issues.add(feature.column, f"constant: every non-blank cell is {shown} {hint}", count=len(text))
+
+
+def _value_text(feature: Feature, value: Any) -> str:
+    if feature.type == "boolean":
+        return "true" if value else "false"
+    return f"{value:g}" if feature.is_numeric else str(value)
 
 
 def _drop_duplicates(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
@@ -118,6 +164,10 @@ def _drop_duplicates(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame
 def validate(dataset: Dataset, schema: FeatureSchema, *, min_rows: int = 50) -> ValidatedTable:
     """Check and type a raw table; raise ``DataValidationError`` listing every problem.
 
+    A feature column that is blank, or holds one value in every row, is a problem unless the
+    schema marks the feature ``optional``. Cell values in the report are cut to
+    ``MAX_VALUE_CHARS`` and the report to ``MAX_ISSUES_REPORTED`` problems.
+
     Exact duplicate rows (all columns, ids included) are dropped first and counted, so
     repeated records can neither inflate the holdout score nor hide in both splits.
     """
@@ -131,9 +181,9 @@ def validate(dataset: Dataset, schema: FeatureSchema, *, min_rows: int = 50) -> 
     for column in missing_columns:
         issues.add(column, "required column is missing")
     known = set(schema.columns) | set(schema.id_columns)
-    ignored = [str(c) for c in frame.columns if c not in known]
+    ignored = [_cut(str(c)) for c in frame.columns if c not in known]
     if ignored:
-        log.warning("columns_ignored", columns=ignored)
+        log.warning("columns_ignored", columns=ignored[:MAX_ISSUES_REPORTED], count=len(ignored))
 
     deduplicated = _drop_duplicates(frame, schema)
     duplicates = rows_read - len(deduplicated)
@@ -143,18 +193,21 @@ def validate(dataset: Dataset, schema: FeatureSchema, *, min_rows: int = 50) -> 
         if feature.column not in deduplicated.columns:
             continue
         text = _strip(deduplicated[feature.column])
+        reported = len(issues.items)
         if feature.type in ("numeric", "integer"):
             features[feature.name] = _numeric(feature, text, issues)
         elif feature.type == "boolean":
             features[feature.name] = _boolean(feature, text, issues)
         else:
             features[feature.name] = _categorical(feature, text, issues)
+        _check_informative(feature, text, features[feature.name], issues, clean=len(issues.items) == reported)
 
     target = pd.Series(dtype="int8")
     if schema.target.column in deduplicated.columns:
-        target = _target(schema, _strip(deduplicated[schema.target.column]), issues)
+        target_text = _strip(deduplicated[schema.target.column])
+        target = _target(schema, target_text, issues)
         positives = int(target.sum())
-        negatives = len(target) - positives
+        negatives = int(target_text.notna().sum()) - positives  # a missing value is neither class
         if len(target) and min(positives, negatives) < 2:
             issues.add(
                 schema.target.column,
@@ -167,7 +220,7 @@ def validate(dataset: Dataset, schema: FeatureSchema, *, min_rows: int = 50) -> 
         )
 
     if issues.items:
-        raise DataValidationError(issues.items)
+        raise DataValidationError(_bounded(issues.items))
     table = pd.DataFrame(features).reset_index(drop=True)
     log.info("data_validated", rows_read=rows_read, duplicates_dropped=duplicates, rows_used=len(table))
     return ValidatedTable(

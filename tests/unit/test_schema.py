@@ -156,3 +156,61 @@ def test_fingerprint_changes_when_a_feature_changes() -> None:
     before = FeatureSchema.from_dict(data).fingerprint()
     _feature(data, "quiz_scores")["max"] = 1000
     assert FeatureSchema.from_dict(data).fingerprint() != before
+
+
+# The keys of a feature in every manifest stored before ``optional`` existed: the dump of a
+# schema that does not use it must keep exactly these, or stored models stop matching it.
+FEATURE_KEYS_BEFORE_OPTIONAL = {
+    "name",
+    "column",
+    "type",
+    "description",
+    "unit",
+    "min",
+    "max",
+    "categories",
+    "labels",
+    "example",
+    "synthetic",
+}
+
+
+def test_dump_of_shipped_schemas_has_no_optional_key() -> None:
+    for schema in (load_schema(), load_schema(EXAMPLE_SCHEMA)):
+        for feature in schema.model_dump(mode="json")["features"]:
+            assert set(feature) == FEATURE_KEYS_BEFORE_OPTIONAL
+
+
+def test_optional_false_written_out_changes_neither_dump_nor_fingerprint() -> None:
+    data = _builtin_dict()
+    plain = FeatureSchema.from_dict(copy.deepcopy(data))
+    for feature in data["features"]:
+        feature["optional"] = False
+    explicit = FeatureSchema.from_dict(data)
+    assert explicit.model_dump(mode="json") == plain.model_dump(mode="json")
+    assert explicit.fingerprint() == plain.fingerprint()
+
+
+def test_optional_feature_is_kept_in_the_dump_and_round_trips() -> None:
+    data = _builtin_dict()
+    _feature(data, "quiz_scores")["optional"] = True
+    schema = FeatureSchema.from_dict(data)
+    assert schema.feature("quiz_scores").optional
+    assert not schema.feature("completion_rate").optional
+    dumped = schema.model_dump(mode="json")
+    assert _feature(dumped, "quiz_scores")["optional"] is True
+    assert FeatureSchema.from_dict(dumped) == schema
+    assert schema.fingerprint() != load_schema().fingerprint()
+
+
+def test_optional_in_toml_is_read() -> None:
+    text = resources.files("ccml.schemas").joinpath("engagement.toml").read_text("utf-8")
+    text = text.replace('name = "quiz_scores"\n', 'name = "quiz_scores"\noptional = true\n')
+    assert FeatureSchema.from_toml(text).feature("quiz_scores").optional
+
+
+def test_non_boolean_optional_is_rejected() -> None:
+    data = _builtin_dict()
+    _feature(data, "quiz_scores")["optional"] = "sometimes"
+    with pytest.raises(SchemaError, match=r"features\.4\.optional"):
+        FeatureSchema.from_dict(data)

@@ -253,3 +253,11 @@ def test_duplicates_are_those_of_drop_duplicates(frame: pd.DataFrame, schema: Fe
     table = validate(dataset_from_frame(repeated), schema)
     assert table.duplicates_dropped == len(repeated) - len(expected)
     assert table.rows == len(expected)
+
+
+def test_missing_target_values_count_as_neither_class(frame: pd.DataFrame, schema: FeatureSchema) -> None:
+    frame[schema.target.column] = None
+    frame.loc[0, schema.target.column] = schema.target.completed_value
+    issues = [i for i in _issues(frame, schema) if "each class" in i.problem]
+    assert len(issues) == 1
+    assert "found 1 completed and 0 not completed" in issues[0].problem
