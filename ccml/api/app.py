@@ -12,7 +12,10 @@ from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from ccml import __version__
-from ccml.api.deps import api_key_checker
+from ccml.api.auth import KeyGate, api_key_checker
+from ccml.api.body import body_limit
+from ccml.api.docs import add_docs
+from ccml.api.error_docs import ErrorDocs
 from ccml.api.errors import register_error_handlers
 from ccml.api.metrics import ApiMetrics
 from ccml.api.middleware import RequestContextMiddleware
@@ -61,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
 
-    protected: list[Any] = [Depends(api_key_checker(settings.api_key))] if settings.api_key else []
+    key_dependency = Depends(api_key_checker(settings.api_key)) if settings.api_key else None
+    protected: list[Any] = [key_dependency] if key_dependency else []
+    limit = body_limit(schema, settings.max_batch, settings.max_body_bytes)
     app = FastAPI(
         title="ccml",
         version=__version__,
@@ -73,15 +78,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # No FastAPI max_body_size: its limiter sits outside every user middleware and answers
         # a Content-Length over the limit with text/plain, replacing our JSON 413 and request id.
-        # RequestContextMiddleware enforces CCML_MAX_BODY_BYTES instead.
+        # RequestContextMiddleware enforces the body limits instead.
+        docs_url=None,  # FastAPI's pages load their assets from a CDN: ccml.api.docs serves its own
+        redoc_url=None,
     )
     app.state.watcher = watcher
     app.state.metrics = metrics
     register_error_handlers(app)
     bodies = BodyModels(schema, settings.max_batch)
+    errors = ErrorDocs(
+        schema,
+        bodies.record,
+        bodies.batch,
+        body_limit=limit,
+        body_timeout_s=settings.body_timeout_s,
+        api_key=settings.api_key is not None,
+    )
     endpoint = PredictEndpoint(watcher, metrics, bodies.record, settings.api_key)
-    app.include_router(build_router(bodies, protected, endpoint))
+    router = build_router(bodies, protected, endpoint, errors)
+    app.include_router(router)
+    add_docs(app, app.openapi_url or "/openapi.json")
+    gate = KeyGate(settings.api_key, router.routes, key_dependency) if settings.api_key else None
     # add_middleware wraps: the last added runs first. RequestContextMiddleware sees every request.
     app.add_middleware(PredictDispatch, endpoint=endpoint)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=metrics,
+        max_body_bytes=limit,
+        body_timeout_s=settings.body_timeout_s,
+        gate=gate,
+    )
     return app

@@ -38,9 +38,12 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     return error_response(422, "invalid_input", shown + more, errors)
 
 
+# The body limits' answers (ccml.api.body), raised as HTTPException from the body as it streams.
+_HTTP_CODES = {408: "body_timeout", 413: "body_too_large"}
+
+
 def _http_response(exc: HTTPException) -> JSONResponse:
-    # 413 is raised by RequestContextMiddleware for a streamed body: the same code as its own answer.
-    code = "body_too_large" if exc.status_code == 413 else f"http_{exc.status_code}"
+    code = _HTTP_CODES.get(exc.status_code) or f"http_{exc.status_code}"
     response = error_response(exc.status_code, code, str(exc.detail))
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value

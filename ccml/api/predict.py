@@ -4,8 +4,8 @@ Measured in process on the 2-core benchmark machine, FastAPI's per-request machi
 (routing, dependency resolution, body handling) takes ~100 µs, more than the model call
 itself; a pure-ASGI endpoint dispatched by a middleware takes ~15 µs. So ``PredictDispatch``
 hands ``POST /predict`` to ``PredictEndpoint`` ahead of the router, inside
-``RequestContextMiddleware`` (request id, metrics, logs and the body limit apply as to any
-route). The FastAPI route of the same path stays: it documents the endpoint in OpenAPI and
+``RequestContextMiddleware`` (request id, API key, metrics, logs and the body limits apply as
+to any route). The FastAPI route of the same path stays: it documents the endpoint in OpenAPI and
 answers with the same ``PredictEndpoint.answer`` when called through FastAPI. Errors take
 the same mapping as FastAPI's handlers (``ccml.api.errors.response_for``), so clients see
 the same 4xx answers, naming the field, either way.
@@ -22,7 +22,8 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ccml.api.deps import check_key, live_predictor
+from ccml.api.auth import check_key, route_path
+from ccml.api.deps import live_predictor
 from ccml.api.errors import response_for
 from ccml.api.metrics import ApiMetrics
 from ccml.core.contracts import Predictor
@@ -99,7 +100,9 @@ class PredictEndpoint:
         headers = Headers(scope=scope)
         try:
             if self.api_key is not None:
-                check_key(self.api_key, headers.get("x-api-key"))  # before reading the body
+                # RequestContextMiddleware's gate refused a wrong key already; checked again (a
+                # compare) so the endpoint is safe on its own, before it reads the body.
+                check_key(self.api_key, headers.get("x-api-key"))
             body = await _read_body(receive)
             response = JSONResponse(self.answer(body, headers.get("content-type"), scope))
         except ClientDisconnect:
@@ -117,15 +120,7 @@ class PredictDispatch:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and _route_path(scope) == PATH:
+        if scope["type"] == "http" and scope["method"] == "POST" and route_path(scope) == PATH:
             await self.endpoint(scope, receive, send)
         else:
             await self.app(scope, receive, send)
-
-
-def _route_path(scope: Scope) -> str:
-    # Behind a proxy prefix (uvicorn --root-path) the path includes the root path, as Starlette's
-    # router sees it before matching.
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path

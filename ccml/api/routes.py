@@ -11,36 +11,32 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from ccml.api.deps import MetricsDep, PredictorDep, WatcherDep
+from ccml.api.error_docs import ErrorDocs
 from ccml.api.metrics import CONTENT_TYPE
 from ccml.api.predict import PredictEndpoint, labelled
-from ccml.api.schemas import BodyModels, ErrorResponse, HealthResponse, ReadyResponse, ReloadResponse
+from ccml.api.schemas import BodyModels, HealthResponse, ReadyResponse, ReloadResponse
 from ccml.core.contracts import Predictor
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "The body is not valid JSON."},
-    413: {"model": ErrorResponse, "description": "The body is larger than CCML_MAX_BODY_BYTES."},
-    422: {"model": ErrorResponse, "description": "A field is missing, unknown, of the wrong type or out of range."},
-    503: {"model": ErrorResponse, "description": "No model is loaded yet."},
-}
-_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key header."}
-}
 
 
 def _answer(predictor: Predictor, metrics: MetricsDep, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [labelled(predictor, metrics, probability) for probability in predictor.predict_proba(records).tolist()]
 
 
-def build_router(bodies: BodyModels, protected: list[Any], endpoint: PredictEndpoint) -> APIRouter:
-    """All routes; ``protected`` holds the API-key dependency when one is configured."""
+def build_router(
+    bodies: BodyModels, protected: list[Any], endpoint: PredictEndpoint, errors: ErrorDocs | None = None
+) -> APIRouter:
+    """All routes; ``protected`` holds the API-key dependency when one is configured, and
+    ``errors`` the documented error answers (by default, those of the default body limits)."""
     router = APIRouter()
-    auth = {**_UNAUTHORIZED} if protected else {}
+    if errors is None:
+        errors = ErrorDocs.defaults(bodies, api_key=bool(protected))
+    auth = errors.unauthorized
     batch_body = bodies.batch
 
     @router.post(
         "/predict",
         response_model=bodies.prediction,
-        responses={**_ERRORS, **auth},
+        responses=errors.predict,
         dependencies=protected,
         tags=["predict"],
         summary="Predict whether one student completes the course",
@@ -55,7 +51,7 @@ def build_router(bodies: BodyModels, protected: list[Any], endpoint: PredictEndp
     @router.post(
         "/predict/batch",
         response_model=bodies.batch_response,
-        responses={**_ERRORS, **auth},
+        responses=errors.batch,
         dependencies=protected,
         tags=["predict"],
         summary="Predict for many students at once (results in request order)",
@@ -73,7 +69,7 @@ def build_router(bodies: BodyModels, protected: list[Any], endpoint: PredictEndp
     @router.get(
         "/ready",
         response_model=ReadyResponse,
-        responses={503: _ERRORS[503]},
+        responses=errors.no_model,
         tags=["operations"],
         summary="A model is loaded and serving",
     )
@@ -82,7 +78,7 @@ def build_router(bodies: BodyModels, protected: list[Any], endpoint: PredictEndp
 
     @router.get(
         "/model",
-        responses={503: _ERRORS[503], **auth},
+        responses={**errors.no_model, **auth},
         dependencies=protected,
         tags=["operations"],
         summary="The serving model's manifest: version, metrics, schema, created time",

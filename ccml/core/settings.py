@@ -101,7 +101,9 @@ class Settings(BaseSettings):
 
     # API
     api_key: SecretStr | None = Field(
-        None, description="When set, X-API-Key must carry it on every route but health/docs."
+        None,
+        min_length=1,  # an empty key would lock /predict and leave the other routes open
+        description="When set, X-API-Key must carry it on every route but health/docs.",
     )
     reload_interval_s: Annotated[float, Field(gt=0)] = Field(
         10.0, description="How often the API checks the champion alias."
@@ -109,7 +111,14 @@ class Settings(BaseSettings):
     max_batch: Annotated[int, Field(ge=1)] = Field(
         10_000, description="Most instances one /predict/batch call may carry."
     )
-    max_body_bytes: Annotated[int, Field(ge=1024)] = Field(1_048_576, description="Larger request bodies get 413.")
+    max_body_bytes: Annotated[int, Field(ge=1024)] | None = Field(
+        None,
+        description="Larger request bodies get 413. Unset: the size a CCML_MAX_BATCH batch of the schema's "
+        "largest records needs (about 5 MiB for the built-in schema and 10000 instances).",
+    )
+    body_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        20.0, description="Longest a client may take to send a request body; a slower or stalled one gets 408."
+    )
 
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = Field(

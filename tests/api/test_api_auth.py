@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ccml.api import create_app
+from ccml.api.body import body_limit
 from ccml.core.components import build_model_store
 from ccml.core.schema import load_schema
 from ccml.core.settings import Settings
@@ -108,3 +109,34 @@ def test_openapi_documents_no_security_on_open_routes(client: TestClient, path: 
 
     assert "401" not in operation["responses"]
     assert "security" not in operation
+
+
+# This app's body limit: the default, sized for CCML_MAX_BATCH of the schema's largest records.
+OVER_THE_LIMIT = body_limit(load_schema(), Settings().max_batch, None) + 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        pytest.param("/predict", b" " * OVER_THE_LIMIT, id="predict-content-length"),
+        pytest.param("/predict/batch", b" " * OVER_THE_LIMIT, id="batch-content-length"),
+        pytest.param("/predict/batch", lambda: iter([b" " * 1024**2] * (OVER_THE_LIMIT // 1024**2 + 1)), id="chunked"),
+        pytest.param("/predict/batch", b"{not json", id="batch-invalid-json"),
+        pytest.param("/predict/batch", b'{"instances": [{"unknown": 1}]}', id="batch-invalid-record"),
+    ],
+)
+def test_without_a_key_the_answer_is_401_before_any_body_check(client: TestClient, path: str, body: Any) -> None:
+    """The key is checked first: an anonymous caller learns neither the body limit nor the schema."""
+    content = body() if callable(body) else body
+
+    assert_unauthorized(client.post(path, content=content, headers={"content-type": "application/json"}))
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch"])
+def test_with_the_key_an_oversize_body_gets_413(client: TestClient, path: str) -> None:
+    headers = {"content-type": "application/json", "X-API-Key": KEY}
+
+    response = client.post(path, content=b" " * OVER_THE_LIMIT, headers=headers)
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "body_too_large"

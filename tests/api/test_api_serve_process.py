@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ccml.api.body import body_limit
 from ccml.core.components import build_model_store
 from ccml.core.schema import load_schema
 from ccml.core.settings import Settings
@@ -115,7 +116,7 @@ def test_ccml_serve_writes_one_json_log_line_per_request(single_worker: SingleWo
 
 
 def test_ccml_serve_rejects_bad_bodies_over_http_and_keeps_serving(single_worker: SingleWorker) -> None:
-    oversize = json.dumps(EXAMPLE).encode() + b" " * (1 << 20)
+    oversize = json.dumps(EXAMPLE).encode() + b" " * body_limit(load_schema(), Settings().max_batch, None)
 
     def chunked() -> Iterator[bytes]:
         for start in range(0, len(oversize), 65536):
