@@ -280,9 +280,18 @@ def _read_records(source: str, settings: Settings) -> list[Any]:
         path = Path(source)
         try:
             if path.suffix.lower() == ".csv":
+                import io
+
                 import pandas as pd
 
-                return records_from_frame(pd.read_csv(path), settings.feature_schema())
+                from ccml.storage.csv_text import read_csv_text
+
+                data = path.read_bytes()
+                # The training data's rules first (encoding, unique header, no long rows), then
+                # pandas' typing of the cells, which the record model expects.
+                columns = read_csv_text(data, str(path)).columns
+                typed = pd.read_csv(io.BytesIO(data), skipinitialspace=True, header=0, names=list(columns))
+                return records_from_frame(typed, settings.feature_schema())
             text = path.read_text("utf-8")
         except (OSError, ValueError) as exc:
             raise DataSourceError(f"cannot read {path}: {exc}") from exc

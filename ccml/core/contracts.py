@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import numpy as np
 import structlog
+from pydantic import ValidationError
 
 from ccml.core.artifact import DEFAULT_MAX_FILE_BYTES, MANIFEST_FILE, Manifest, ModelArtifact, utc_now
 from ccml.core.errors import (
@@ -241,8 +242,9 @@ class ModelStore(ABC):
             raise ModelNotFoundError(f"no model version {version}")
         try:
             return Manifest.from_json(data)
-        except ValueError as exc:
-            raise ArtifactIntegrityError(f"manifest of {version} is unreadable: {str(exc)[:500]}") from exc
+        except ValidationError as exc:  # one line: what is wrong where, not pydantic's report
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'document'}: {e['msg']}" for e in exc.errors()[:5])
+            raise ArtifactIntegrityError(f"manifest of {version} is unreadable: {problems[:500]}") from exc
 
     def resolve(self, ref: str = CHAMPION) -> str:
         """The version id ``ref`` names: a version id itself, or an alias."""
