@@ -89,6 +89,13 @@ assert answer["prediction"] in ("Completed", "Not Completed"), answer
 assert 0 <= answer["probability"] <= 1, answer
 assert answer["model_version"] == trained["version"], (answer, trained["version"])
 PYCODE
+# The docs pages work offline: their assets ship inside the package (package-data).
+for asset in swagger-ui/swagger-ui-bundle.js swagger-ui/swagger-ui.css redoc/redoc.standalone.js; do
+    curl -sf -o /dev/null "http://127.0.0.1:$PORT/docs/assets/$asset" || { log "docs asset $asset is missing"; exit 1; }
+done
+curl -sf "http://127.0.0.1:$PORT/docs" | grep -q "/docs/assets/swagger-ui/swagger-ui-bundle.js" \
+    || { log "/docs does not load the packaged Swagger UI"; exit 1; }
+log "docs assets served from the image"
 # The image's HEALTHCHECK command itself (podman may log that it cannot schedule it via
 # systemd on machines without systemd; running it by hand is what matters here).
 podman healthcheck run "$API_NAME" || { log "the HEALTHCHECK command failed"; exit 1; }

@@ -133,3 +133,18 @@ def test_every_kind_is_exercised_on_some_backend() -> None:
     # The parametrization above must cover each hostile kind, the filesystem-only ones locally.
     assert {kind for _, kind in CASES} == set(KINDS)
     assert all(("local", kind) in CASES for kind in LOCAL_ONLY)
+
+
+def test_the_payloads_are_real_they_run_when_trusted(training: TrainingResult, tmp_path: Path) -> None:
+    # Without this, "the marker never appears" could mean the payloads were duds.
+    import skops.io as sio
+
+    opted_in = LocalModelStore(tmp_path / "store", allow_unsigned_pickle=True)
+    pickle_marker, skops_marker = tmp_path / "pickle-ran", tmp_path / "skops-ran"
+    version = plant(opted_in, training.artifact, "pickle_payload", pickle_marker)
+    with pytest.raises(CcmlError):  # the payload runs, then the result is no pipeline
+        opted_in.load(version).pipeline  # noqa: B018
+    assert pickle_marker.exists()
+    data = opted_in.load(plant(opted_in, training.artifact, "untrusted_skops", skops_marker)).files["model.skops"]
+    sio.loads(data, trusted=sio.get_untrusted_types(data=data))  # what trusting every type would do
+    assert skops_marker.exists()

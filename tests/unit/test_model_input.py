@@ -16,12 +16,12 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
+from ccml.core.model_files import ONNX_FILE
 from ccml.core.schema import load_schema
 from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.encoding import RecordEncoder
 from ccml.models.features import build_feature_pipeline
 from ccml.models.model_input import FEW_ROWS, InputPlan
-from ccml.core.model_files import ONNX_FILE
 from ccml.models.onnx import OnnxPredictor, export_onnx
 from ccml.models.trainers import LogisticRegressionTrainer
 from tests.strategies import records

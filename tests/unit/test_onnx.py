@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from ccml.core.errors import PredictionError
+from ccml.core.model_files import ONNX_FILE
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models import onnx as onnx_backend
-from ccml.core.model_files import ONNX_FILE
 from ccml.models.onnx import PARITY_TOLERANCE, OnnxPredictor, build_onnx_predictor
 from ccml.models.predictor import SklearnPredictor
 from ccml.models.trainers import HistGradientBoostingTrainer, LogisticRegressionTrainer, RandomForestTrainer
