@@ -6,31 +6,22 @@ environment pointing boto3 (and the processes it starts) at the server with fake
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
 
+from ccml.core.contracts import ModelStore
+from ccml.storage.local import LocalModelStore
 from ccml.storage.s3 import S3ModelStore, make_client
-from tests.s3.helpers import unique_bucket_name
+from tests.s3.helpers import running_moto_server, unique_bucket_name
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    werkzeug = logging.getLogger("werkzeug")
-    level = werkzeug.level
-    werkzeug.setLevel(logging.WARNING)  # one line per request would bury every failure report
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-        werkzeug.setLevel(level)
+    with running_moto_server() as url:
+        yield url
 
 
 @pytest.fixture
@@ -62,3 +53,16 @@ def s3_bucket(aws_env: dict[str, str]) -> str:
 @pytest.fixture
 def s3_store(s3_bucket: str) -> S3ModelStore:
     return S3ModelStore(make_client(), s3_bucket, "models/")
+
+
+@pytest.fixture
+def stores(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], ModelStore]:
+    """``stores("local")`` or ``stores("s3")``: an empty store of that backend (S3 on moto's server)."""
+
+    def make(backend: str) -> ModelStore:
+        if backend == "local":
+            return LocalModelStore(tmp_path / "store")
+        store: ModelStore = request.getfixturevalue("s3_store")
+        return store
+
+    return make

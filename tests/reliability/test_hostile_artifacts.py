@@ -56,17 +56,6 @@ def within(seconds: float, action: Callable[[], T]) -> T:
     return outcome["value"]  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def stores(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], ModelStore]:
-    def make(backend: str) -> ModelStore:
-        if backend == "local":
-            return LocalModelStore(tmp_path / "store")
-        store: ModelStore = request.getfixturevalue("s3_store")
-        return store
-
-    return make
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _figures() -> Any:
     yield

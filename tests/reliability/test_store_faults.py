@@ -54,17 +54,6 @@ FOREST: dict[str, Any] = FAST_PARAMS["random_forest"]
 
 
 @pytest.fixture
-def stores(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], ModelStore]:
-    def make(backend: str) -> ModelStore:
-        if backend == "local":
-            return LocalModelStore(tmp_path / "store")
-        store: ModelStore = request.getfixturevalue("s3_store")
-        return store
-
-    return make
-
-
-@pytest.fixture
 def retrain(tmp_path: Path, sample_csv: Path) -> Callable[[ModelStore], Any]:
     """A retrain on the sample whose gate promotes every challenger (so each run reaches the alias)."""
     settings = Settings(home=tmp_path / "home", min_rows=50, trainer_params=FOREST, promotion_tolerance=1.0)

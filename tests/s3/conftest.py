@@ -9,7 +9,6 @@ since the server's state is shared by the whole session.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -19,11 +18,10 @@ from typing import Any
 import pytest
 import structlog
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 import handlers.retrain
 from ccml.storage.s3 import make_client
-from tests.s3.helpers import FAST_TRAINER, unique_bucket_name
+from tests.s3.helpers import FAST_TRAINER, running_moto_server, unique_bucket_name
 
 
 # -- environment -------------------------------------------------------------------------
@@ -76,18 +74,8 @@ def _restore_logging() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A real HTTP S3 endpoint on a free local port, for the whole session."""
-    # One log record per request would fill every failure report (and cost time).
-    werkzeug = logging.getLogger("werkzeug")
-    level = werkzeug.level
-    werkzeug.setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-        werkzeug.setLevel(level)
+    with running_moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import re
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +17,7 @@ from urllib.parse import quote_plus
 
 import pandas as pd
 import pytest
+from moto.server import ThreadedMotoServer
 
 from ccml.core.contracts import ModelStore
 from ccml.core.schema import load_schema
@@ -30,6 +33,22 @@ TRAINING_ROWS = 600
 TARGET = "CourseCompletion"
 # A key with a space, a '+' and a non-ASCII character: S3 notifications URL-encode all three.
 AWKWARD_KEY = "incoming/new data+1 é.csv"
+
+
+@contextlib.contextmanager
+def running_moto_server() -> Iterator[str]:
+    """A real HTTP S3 endpoint (moto's server) on a free local port; yields its URL."""
+    werkzeug = logging.getLogger("werkzeug")
+    level = werkzeug.level
+    werkzeug.setLevel(logging.WARNING)  # one log record per request would bury every failure report
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        werkzeug.setLevel(level)
 
 
 def unique_bucket_name() -> str:
