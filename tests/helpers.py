@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import pandas as pd
+import pytest
 
 from ccml.core.contracts import ModelStore
+from ccml.core.errors import DataValidationError, ValidationIssue
+from ccml.core.schema import FeatureSchema
 from ccml.core.types import Dataset
+from ccml.models.validation import validate
 from ccml.storage.csv_text import read_csv_text
 
 # Hyper-parameters that keep every built-in trainer fast on a few hundred rows.
@@ -58,3 +62,22 @@ def tree_digest(root: Path) -> dict[str, str]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def validation_issues(frame: pd.DataFrame, schema: FeatureSchema, min_rows: int = 50) -> list[ValidationIssue]:
+    """The issues validation reports for ``frame`` written as CSV (it must fail)."""
+    with pytest.raises(DataValidationError) as caught:
+        validate(dataset_from_frame(frame), schema, min_rows=min_rows)
+    return caught.value.issues
+
+
+def only_issue(issues: list[ValidationIssue], column: str) -> ValidationIssue:
+    """The one issue about ``column``."""
+    matching = [issue for issue in issues if issue.column == column]
+    assert len(matching) == 1, issues
+    return matching[0]
+
+
+def column_of_type(schema: FeatureSchema, kind: str) -> str:
+    """The CSV column of the schema's first feature of type ``kind``."""
+    return next(f.column for f in schema.features if f.type == kind)

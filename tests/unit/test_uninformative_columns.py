@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccml.core.errors import DataValidationError, ValidationIssue
+from ccml.core.errors import DataValidationError
 from ccml.core.schema import FeatureSchema, load_schema
 from ccml.models.synthetic import generate
 from ccml.models.validation import validate
-from tests.helpers import dataset_from_frame
+from tests.helpers import column_of_type, dataset_from_frame, only_issue, validation_issues
 from tests.strategies import frames
 
 # Strategies are built at collection time, so the schema is loaded here rather than by a fixture.
@@ -25,26 +25,6 @@ SCHEMA = load_schema()
 @pytest.fixture
 def frame(sample_frame: pd.DataFrame) -> pd.DataFrame:
     return sample_frame.head(200).astype(object).copy()
-
-
-def _issues(frame: pd.DataFrame, schema: FeatureSchema) -> list[ValidationIssue]:
-    with pytest.raises(DataValidationError) as caught:
-        validate(dataset_from_frame(frame), schema)
-    return caught.value.issues
-
-
-def _only(issues: list[ValidationIssue], column: str) -> ValidationIssue:
-    matching = [issue for issue in issues if issue.column == column]
-    assert len(matching) == 1, issues
-    return matching[0]
-
-
-def _numeric_column(schema: FeatureSchema) -> str:
-    return next(f.column for f in schema.features if f.type == "numeric")
-
-
-def _integer_column(schema: FeatureSchema) -> str:
-    return next(f.column for f in schema.features if f.type == "integer")
 
 
 def _optional(schema: FeatureSchema, *columns: str) -> FeatureSchema:
@@ -65,7 +45,7 @@ def test_blank_feature_column_is_refused_naming_it(frame: pd.DataFrame, schema: 
     for column in _feature_columns(schema):
         bad = frame.copy()
         bad[column] = blank
-        issue = _only(_issues(bad, schema), column)
+        issue = only_issue(validation_issues(bad, schema), column)
         assert "every value is missing" in issue.problem
         assert "optional = true" in issue.problem
         assert issue.count == len(frame)
@@ -77,27 +57,27 @@ def test_constant_feature_column_is_refused_naming_it_and_its_value(frame: pd.Da
         value = feature.example_value()
         bad[feature.column] = value
         bad.loc[[3, 7], feature.column] = None  # blanks do not make a column informative
-        issue = _only(_issues(bad, schema), feature.column)
+        issue = only_issue(validation_issues(bad, schema), feature.column)
         assert issue.problem.startswith("constant: every non-blank cell is")
         assert str(value).lower() in issue.problem.lower()
 
 
 def test_constant_column_spelled_differently_is_still_constant(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    column = _integer_column(schema)
+    column = column_of_type(schema, "integer")
     frame[column] = ["3", "3.0", " 3", "3.00"] * (len(frame) // 4)
-    assert _only(_issues(frame, schema), column).problem.startswith("constant")
+    assert only_issue(validation_issues(frame, schema), column).problem.startswith("constant")
 
 
 def test_column_with_invalid_cells_is_not_also_called_constant(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    column = _numeric_column(schema)
+    column = column_of_type(schema, "numeric")
     frame[column] = "5"
     frame.loc[0, column] = "lots"
-    issue = _only(_issues(frame, schema), column)
+    issue = only_issue(validation_issues(frame, schema), column)
     assert "not a number" in issue.problem
 
 
 def test_two_distinct_values_are_enough(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    column = _numeric_column(schema)
+    column = column_of_type(schema, "numeric")
     frame[column] = 5
     frame.loc[0, column] = 6
     validate(dataset_from_frame(frame), schema)
@@ -105,7 +85,7 @@ def test_two_distinct_values_are_enough(frame: pd.DataFrame, schema: FeatureSche
 
 @pytest.mark.parametrize("kind", ["blank", "constant"])
 def test_optional_feature_may_be_blank_or_constant(frame: pd.DataFrame, schema: FeatureSchema, kind: str) -> None:
-    column = _numeric_column(schema)
+    column = column_of_type(schema, "numeric")
     frame[column] = None if kind == "blank" else 5
     relaxed = _optional(schema, column)
     table = validate(dataset_from_frame(frame), relaxed)
@@ -113,7 +93,7 @@ def test_optional_feature_may_be_blank_or_constant(frame: pd.DataFrame, schema: 
     values = table.features[name]
     assert values.isna().all() if kind == "blank" else (values == 5).all()
     # The same file against the schema without the declaration is refused.
-    assert _only(_issues(frame, schema), column)
+    assert only_issue(validation_issues(frame, schema), column)
 
 
 @given(frame=frames(SCHEMA, min_rows=4, max_rows=30, unseen=False), data=st.data())
@@ -139,8 +119,8 @@ def test_valid_rows_are_refused_exactly_for_their_blank_or_constant_columns(
 
 def test_constancy_is_judged_on_every_row_not_only_the_first(schema: FeatureSchema) -> None:
     frame = generate(schema, 2500, seed=5).astype(object)
-    column = _numeric_column(schema)
+    column = column_of_type(schema, "numeric")
     frame[column] = 5
-    assert _only(_issues(frame, schema), column).problem.startswith("constant")
+    assert only_issue(validation_issues(frame, schema), column).problem.startswith("constant")
     frame.loc[len(frame) - 1, column] = 6
     validate(dataset_from_frame(frame), schema)

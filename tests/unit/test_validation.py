@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ccml.core.errors import DataValidationError, ValidationIssue
+from ccml.core.errors import DataValidationError
 from ccml.core.schema import FeatureSchema
 from ccml.models.validation import MAX_ROWS_REPORTED, validate
-from tests.helpers import dataset_from_frame
+from tests.helpers import column_of_type, dataset_from_frame, only_issue, validation_issues
 
 SMALL = 200
 
@@ -16,26 +16,6 @@ SMALL = 200
 def frame(sample_frame: pd.DataFrame) -> pd.DataFrame:
     """A small valid table whose cells may be replaced by text."""
     return sample_frame.head(SMALL).astype(object).copy()
-
-
-def _issues(frame: pd.DataFrame, schema: FeatureSchema, min_rows: int = 50) -> list[ValidationIssue]:
-    with pytest.raises(DataValidationError) as caught:
-        validate(dataset_from_frame(frame), schema, min_rows=min_rows)
-    return caught.value.issues
-
-
-def _only(issues: list[ValidationIssue], column: str) -> ValidationIssue:
-    matching = [issue for issue in issues if issue.column == column]
-    assert len(matching) == 1, issues
-    return matching[0]
-
-
-def _numeric_column(schema: FeatureSchema) -> str:
-    return next(f.column for f in schema.features if f.type == "numeric")
-
-
-def _integer_column(schema: FeatureSchema) -> str:
-    return next(f.column for f in schema.features if f.type == "integer")
 
 
 def _string_categorical_column(schema: FeatureSchema) -> str:
@@ -60,7 +40,7 @@ def test_valid_table_is_typed_with_feature_names(frame: pd.DataFrame, schema: Fe
 
 
 def test_missing_feature_values_are_kept_as_missing(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    column = _numeric_column(schema)
+    column = column_of_type(schema, "numeric")
     frame.loc[3, column] = None
     table = validate(dataset_from_frame(frame), schema)
     name = next(f.name for f in schema.features if f.column == column)
@@ -69,19 +49,19 @@ def test_missing_feature_values_are_kept_as_missing(frame: pd.DataFrame, schema:
 
 def test_missing_column_is_reported(frame: pd.DataFrame, schema: FeatureSchema) -> None:
     column = schema.features[2].column
-    issue = _only(_issues(frame.drop(columns=[column]), schema), column)
+    issue = only_issue(validation_issues(frame.drop(columns=[column]), schema), column)
     assert "missing" in issue.problem
 
 
 def test_missing_target_column_is_reported(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    issue = _only(_issues(frame.drop(columns=[schema.target.column]), schema), schema.target.column)
+    issue = only_issue(validation_issues(frame.drop(columns=[schema.target.column]), schema), schema.target.column)
     assert "missing" in issue.problem
 
 
 def test_text_in_numeric_column_is_reported_with_row_number(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    column = _numeric_column(schema)
+    column = column_of_type(schema, "numeric")
     frame.loc[4, column] = "lots"
-    issue = _only(_issues(frame, schema), column)
+    issue = only_issue(validation_issues(frame, schema), column)
     assert "not a number" in issue.problem
     assert issue.rows == (5,)  # 1-based data row, header not counted
     assert issue.count == 1
@@ -91,28 +71,28 @@ def test_out_of_range_value_is_reported(frame: pd.DataFrame, schema: FeatureSche
     feature = next(f for f in schema.features if f.type == "numeric")
     frame.loc[0, feature.column] = feature.bounds[1] + 1
     frame.loc[9, feature.column] = feature.bounds[0] - 1
-    issue = _only(_issues(frame, schema), feature.column)
+    issue = only_issue(validation_issues(frame, schema), feature.column)
     assert "outside the valid range" in issue.problem
     assert issue.rows == (1, 10)
     assert issue.count == 2
 
 
 def test_infinite_value_is_reported(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    column = _numeric_column(schema)
+    column = column_of_type(schema, "numeric")
     frame.loc[2, column] = "inf"
-    assert "not finite" in _only(_issues(frame, schema), column).problem
+    assert "not finite" in only_issue(validation_issues(frame, schema), column).problem
 
 
 def test_fraction_in_integer_column_is_reported(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    column = _integer_column(schema)
+    column = column_of_type(schema, "integer")
     frame.loc[1, column] = 2.5
-    assert "whole number" in _only(_issues(frame, schema), column).problem
+    assert "whole number" in only_issue(validation_issues(frame, schema), column).problem
 
 
 def test_unknown_category_is_reported_with_the_known_ones(frame: pd.DataFrame, schema: FeatureSchema) -> None:
     column = _string_categorical_column(schema)
     frame.loc[6, column] = "Underwater Basket Weaving"
-    issue = _only(_issues(frame, schema), column)
+    issue = only_issue(validation_issues(frame, schema), column)
     assert "unknown category" in issue.problem
     assert "Underwater Basket Weaving" in issue.problem
     assert issue.rows == (7,)
@@ -127,13 +107,13 @@ def test_integer_category_accepts_its_text_form(frame: pd.DataFrame, schema: Fea
 
 def test_non_binary_target_is_reported(frame: pd.DataFrame, schema: FeatureSchema) -> None:
     frame.loc[0, schema.target.column] = 7
-    issue = _only(_issues(frame, schema), schema.target.column)
+    issue = only_issue(validation_issues(frame, schema), schema.target.column)
     assert "not binary" in issue.problem
 
 
 def test_missing_target_value_is_reported(frame: pd.DataFrame, schema: FeatureSchema) -> None:
     frame.loc[8, schema.target.column] = None
-    issue = _only(_issues(frame, schema), schema.target.column)
+    issue = only_issue(validation_issues(frame, schema), schema.target.column)
     assert "target value missing" in issue.problem
     assert issue.rows == (9,)
 
@@ -141,23 +121,23 @@ def test_missing_target_value_is_reported(frame: pd.DataFrame, schema: FeatureSc
 @pytest.mark.parametrize("keep", [0, 1])
 def test_single_class_is_reported(frame: pd.DataFrame, schema: FeatureSchema, keep: int) -> None:
     frame[schema.target.column] = keep
-    issue = _only(_issues(frame, schema), schema.target.column)
+    issue = only_issue(validation_issues(frame, schema), schema.target.column)
     assert "at least 2 rows of each class" in issue.problem
 
 
 def test_empty_table_is_reported(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    issues = _issues(frame.head(0), schema)
+    issues = validation_issues(frame.head(0), schema)
     assert any(issue.column == "(table)" and "no data rows" in issue.problem for issue in issues)
 
 
 def test_too_few_rows_are_reported(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    issue = _only(_issues(frame.head(30), schema, min_rows=50), "(table)")
+    issue = only_issue(validation_issues(frame.head(30), schema, min_rows=50), "(table)")
     assert "at least 50" in issue.problem
 
 
 def test_min_rows_counts_rows_after_duplicates_are_dropped(frame: pd.DataFrame, schema: FeatureSchema) -> None:
     doubled = pd.concat([frame.head(30), frame.head(30)], ignore_index=True)
-    issue = _only(_issues(doubled, schema, min_rows=50), "(table)")
+    issue = only_issue(validation_issues(doubled, schema, min_rows=50), "(table)")
     assert "only 30 rows after dropping 30 duplicates" in issue.problem
 
 
@@ -179,21 +159,21 @@ def test_rows_differing_only_in_id_are_not_duplicates(frame: pd.DataFrame, schem
 
 
 def test_all_problems_are_collected_at_once(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    numeric = _numeric_column(schema)
+    numeric = column_of_type(schema, "numeric")
     categorical = _string_categorical_column(schema)
-    missing = _integer_column(schema)
+    missing = column_of_type(schema, "integer")
     frame.loc[4, numeric] = "abc"
     frame.loc[11, categorical] = "Cooking"
     frame.loc[12, schema.target.column] = 5
-    issues = _issues(frame.drop(columns=[missing]), schema)
+    issues = validation_issues(frame.drop(columns=[missing]), schema)
     columns = {issue.column for issue in issues}
     assert {numeric, categorical, missing, schema.target.column} <= columns
-    assert _only(issues, numeric).rows == (5,)
-    assert _only(issues, categorical).rows == (12,)
+    assert only_issue(issues, numeric).rows == (5,)
+    assert only_issue(issues, categorical).rows == (12,)
 
 
 def test_report_lists_column_problem_count_and_rows(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    column = _numeric_column(schema)
+    column = column_of_type(schema, "numeric")
     frame.loc[list(range(10)), column] = "bad"
     with pytest.raises(DataValidationError) as caught:
         validate(dataset_from_frame(frame), schema)
@@ -258,6 +238,6 @@ def test_duplicates_are_those_of_drop_duplicates(frame: pd.DataFrame, schema: Fe
 def test_missing_target_values_count_as_neither_class(frame: pd.DataFrame, schema: FeatureSchema) -> None:
     frame[schema.target.column] = None
     frame.loc[0, schema.target.column] = schema.target.completed_value
-    issues = [i for i in _issues(frame, schema) if "each class" in i.problem]
+    issues = [i for i in validation_issues(frame, schema) if "each class" in i.problem]
     assert len(issues) == 1
     assert "found 1 completed and 0 not completed" in issues[0].problem
