@@ -80,8 +80,14 @@ class ModelNotFoundError(ModelStoreError):
     code = "model_not_found"
 
 
-class ModelVersionExistsError(ModelStoreError):
-    """A write-once object already exists."""
+class ObjectExistsError(ModelStoreError):
+    """A write-once object (a version's file, a claim, a history record) already exists."""
+
+    code = "object_exists"
+
+
+class ModelVersionExistsError(ObjectExistsError):
+    """A model version with this id already exists."""
 
     code = "model_version_exists"
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -61,30 +60,6 @@ class ModelVersion:
     id: str
     manifest: Manifest
     aliases: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class AliasRecord:
-    """Where an alias points now, and the versions it pointed to before (oldest first)."""
-
-    alias: str
-    version: str
-    previous: tuple[str, ...] = ()
-    updated_at: str = ""
-
-
-HistoryAction = Literal["promote", "force_promote", "rollback"]
-
-
-@dataclass(frozen=True)
-class HistoryEvent:
-    at: datetime
-    action: HistoryAction
-    alias: str
-    version: str
-    previous: str | None
-    reason: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ccml.core.contracts import DataSource, ModelStore
-from ccml.core.errors import ArtifactIntegrityError, ConcurrentUpdateError, DataSourceError, ModelVersionExistsError
+from ccml.core.errors import ArtifactIntegrityError, ConcurrentUpdateError, DataSourceError, ObjectExistsError
 from ccml.core.settings import Settings
 from ccml.core.types import Dataset
 from ccml.storage.csv_text import read_csv_text
@@ -119,7 +119,7 @@ class LocalModelStore(ModelStore):
         try:
             os.link(temporary, path)  # fails if the name exists: write-once, atomically
         except FileExistsError as exc:
-            raise ModelVersionExistsError(f"{key} already exists") from exc
+            raise ObjectExistsError(f"{key} already exists") from exc
         finally:
             temporary.unlink(missing_ok=True)
 

@@ -13,7 +13,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from ccml.core.contracts import DataSource, ModelStore
-from ccml.core.errors import ConcurrentUpdateError, ConfigError, DataSourceError, ModelVersionExistsError
+from ccml.core.errors import ConcurrentUpdateError, ConfigError, DataSourceError, ObjectExistsError
 from ccml.core.settings import Settings
 from ccml.core.types import Dataset
 from ccml.storage.csv_text import read_csv_text
@@ -135,7 +135,7 @@ class S3ModelStore(ModelStore):
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
         except Exception as exc:
             if _error_code(exc) in _PRECONDITION:
-                raise ModelVersionExistsError(f"{key} already exists") from exc
+                raise ObjectExistsError(f"{key} already exists") from exc
             raise
 
     def _swap(self, key: str, data: bytes, expected: str | None) -> None:

@@ -16,7 +16,7 @@ from ccml.core.errors import (
     ConfigError,
     ModelNotFoundError,
     ModelStoreError,
-    ModelVersionExistsError,
+    ObjectExistsError,
 )
 from ccml.core.registry import MODEL_STORES
 from ccml.core.types import TrainingResult
@@ -77,7 +77,7 @@ def test_versions_are_distinct_sorted_and_listed_oldest_first(
 
 def test_objects_are_write_once(model_store: ModelStore, training: TrainingResult) -> None:
     saved = model_store.save(training.artifact)
-    with pytest.raises(ModelVersionExistsError):
+    with pytest.raises(ObjectExistsError):
         model_store._write_new(f"versions/{saved.id}/{MODEL_FILE}", b"other bytes")
     assert model_store.load(saved.id).files == training.artifact.files
 

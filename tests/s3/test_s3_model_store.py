@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ccml.core.artifact import MANIFEST_FILE, MODEL_FILE
-from ccml.core.errors import ArtifactIntegrityError, ModelStoreError, ModelVersionExistsError
+from ccml.core.errors import ArtifactIntegrityError, ModelStoreError, ObjectExistsError
 from ccml.core.types import TrainingResult
 from ccml.models.predictor import SklearnPredictor
 from ccml.storage.s3 import S3ModelStore, make_client
@@ -84,7 +84,7 @@ def test_each_save_of_the_same_artifact_is_a_new_version(s3_store: S3ModelStore,
 def test_write_new_refuses_to_overwrite_an_existing_object(s3_store: S3ModelStore) -> None:
     s3_store._write_new("versions/20260101T000000.000000Z/model.joblib", b"first")
 
-    with pytest.raises(ModelVersionExistsError):
+    with pytest.raises(ObjectExistsError):
         s3_store._write_new("versions/20260101T000000.000000Z/model.joblib", b"second")
 
     assert s3_store._read("versions/20260101T000000.000000Z/model.joblib", 1 << 20) == b"first"

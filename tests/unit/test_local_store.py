@@ -17,7 +17,7 @@ from ccml.core.errors import (
     ConcurrentUpdateError,
     ModelNotFoundError,
     ModelStoreError,
-    ModelVersionExistsError,
+    ObjectExistsError,
 )
 from ccml.core.types import TrainingResult
 from ccml.models.predictor import SklearnPredictor
@@ -72,7 +72,7 @@ def test_objects_are_write_once(store: LocalModelStore, training: TrainingResult
     saved = store.save(training.artifact)
     key = f"versions/{saved.id}/{MODEL_FILE}"
     before = (store.root / key).read_bytes()
-    with pytest.raises(ModelVersionExistsError):
+    with pytest.raises(ObjectExistsError):
         store._write_new(key, b"replacement")
     assert (store.root / key).read_bytes() == before
 
