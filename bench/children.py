@@ -97,7 +97,7 @@ def train(csv: Path, home: Path) -> dict[str, Any]:
     started = time.perf_counter()
     from ccml.core.components import build_model_store, build_trainer
     from ccml.core.settings import Settings
-    from ccml.models.workflow import RetrainWorkflow
+    from ccml.models.training.workflow import RetrainWorkflow
     from ccml.storage.local import LocalDataSource
 
     settings = Settings.load(home=home)  # every other setting at its default

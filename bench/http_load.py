@@ -260,7 +260,7 @@ def _ratio(value: float, reference: float) -> float:
 
 def sample_records(schema: Any, count: int, seed: int) -> list[dict[str, Any]]:
     """``count`` varied, complete records in the API's field names (synthetic students)."""
-    from ccml.models.synthetic import generate
+    from ccml.models.training.synthetic import generate
 
     frame = generate(schema, count * 2, seed=seed)
     casts = {"integer": int, "numeric": float, "boolean": bool}

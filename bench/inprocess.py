@@ -22,18 +22,18 @@ SECTION = "in_process"
 WARMUP_CALLS = 30
 WARM_CALLS = 2000
 WARM_BLOCK = 100
-BATCH_WARMUP_ROWS = 4096  # over ccml.models.onnx.LARGE_BATCH: builds the large session untimed
+BATCH_WARMUP_ROWS = 4096  # over ccml.models.serving.onnx.LARGE_BATCH: builds the large session untimed
 
 
 def run(report: Report, plan: Plan, home: Path, version: str) -> dict[str, Any]:
     from ccml.core.components import build_model_store
     from ccml.core.model_files import ONNX_FILE
     from ccml.core.settings import Settings
-    from ccml.models.encoding import RecordEncoder
-    from ccml.models.model_input import InputPlan
-    from ccml.models.onnx import PLAN_KEY, OnnxPredictor
-    from ccml.models.onnx import _session as onnx_session
-    from ccml.models.predictor import SklearnPredictor
+    from ccml.models.serving.encoding import RecordEncoder
+    from ccml.models.serving.input_plan import InputPlan
+    from ccml.models.serving.onnx import PLAN_KEY, OnnxPredictor
+    from ccml.models.serving.onnx import ort_session as onnx_session
+    from ccml.models.serving.sklearn import SklearnPredictor
 
     settings = Settings(home=home)
     schema = settings.feature_schema()
@@ -169,9 +169,9 @@ def _batch(
     report: Report, plan: Plan, schema: Any, artifact: Any, sklearn_predictor: Any, onnx_predictor: Any
 ) -> dict[str, Any]:
     from ccml.core.types import Dataset
-    from ccml.models.encoding import RecordEncoder
-    from ccml.models.synthetic import generate
-    from ccml.models.validation import validate
+    from ccml.models.serving.encoding import RecordEncoder
+    from ccml.models.training.synthetic import generate
+    from ccml.models.training.validation import validate
     from ccml.storage.csv_text import read_csv_text
 
     # Validated rows (typed, in schema order), as the workflow hands them to a predictor.

@@ -58,10 +58,10 @@ def run(report: Report, data: Path = DEFAULT_DATA) -> dict[str, Any]:
     from sklearn.ensemble import RandomForestClassifier
 
     from ccml.core.schema import load_schema
-    from ccml.models.evaluation import cross_validate
-    from ccml.models.features import build_feature_pipeline
-    from ccml.models.trainers import RandomForestTrainer
-    from ccml.models.validation import validate
+    from ccml.models.training.evaluation import cross_validate
+    from ccml.models.training.features import build_feature_pipeline
+    from ccml.models.training.trainers import RandomForestTrainer
+    from ccml.models.training.validation import validate
     from ccml.storage.local import LocalDataSource
 
     schema = load_schema()

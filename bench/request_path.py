@@ -21,10 +21,10 @@ import pandas as pd
 
 from bench.common import RESULTS
 from ccml.core.settings import Settings
-from ccml.models.predictor import SklearnPredictor
-from ccml.models.synthetic import generate
-from ccml.models.trainers import RandomForestTrainer
-from ccml.models.validation import validate
+from ccml.models.serving.sklearn import SklearnPredictor
+from ccml.models.training.synthetic import generate
+from ccml.models.training.trainers import RandomForestTrainer
+from ccml.models.training.validation import validate
 from ccml.storage.local import LocalDataSource
 
 

@@ -60,8 +60,8 @@ def train_model(workdir: Path) -> Model:
     from ccml.core.components import build_model_store, build_trainer
     from ccml.core.model_files import ONNX_FILE
     from ccml.core.settings import Settings
-    from ccml.models.synthetic import generate
-    from ccml.models.workflow import RetrainWorkflow
+    from ccml.models.training.synthetic import generate
+    from ccml.models.training.workflow import RetrainWorkflow
     from ccml.storage.local import LocalDataSource
 
     settings = Settings(home=workdir / "home")

@@ -27,7 +27,7 @@ MAX_RSS_MB_1M = 4096.0
 
 def _csv(workdir: Path, rows: int) -> Path:
     from ccml.core.schema import load_schema
-    from ccml.models.synthetic import generate
+    from ccml.models.training.synthetic import generate
 
     path = workdir / f"train-{rows}.csv"
     if not path.exists():

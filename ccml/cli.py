@@ -75,7 +75,7 @@ def data_sample(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same file.")] = 0,
 ) -> None:
     """Write synthetic training data in the active schema's columns."""
-    from ccml.models.synthetic import generate
+    from ccml.models.training.synthetic import generate
 
     settings = _settings()
     frame = generate(settings.feature_schema(), rows, seed)
@@ -98,7 +98,7 @@ def train(
 ) -> None:
     """Validate, train, evaluate, save a new version, and promote it if it passes the gate."""
     from ccml.core.components import build_data_source, build_model_store, build_trainer
-    from ccml.models.workflow import RetrainWorkflow
+    from ccml.models.training.workflow import RetrainWorkflow
 
     settings = _settings(trainer=trainer, cv_folds=cv)
     store = build_model_store(settings)
@@ -133,7 +133,7 @@ def retrain(
     as_json: JsonOption = False,
 ) -> None:
     """Run the Lambda handler's retraining on an event file: the same code path, as a container task."""
-    from ccml.models.retrain import build_event_retrainer
+    from ccml.models.training.event_retraining import build_event_retrainer
 
     try:
         document = json.loads(event.read_text("utf-8"))
@@ -269,7 +269,7 @@ def models_history(as_json: JsonOption = False) -> None:
 
 # -- predict -----------------------------------------------------------------------------
 def _read_records(source: str, settings: Settings) -> list[Any]:
-    from ccml.models.records import records_from_frame
+    from ccml.models.serving.records import records_from_frame
 
     text: str
     if source == "-":
@@ -312,7 +312,7 @@ def predict(
 ) -> None:
     """Predict completion for one or more students."""
     from ccml.core.components import build_model_store, build_predictor
-    from ccml.models.records import validate_records
+    from ccml.models.serving.records import validate_records
 
     settings = _settings()
     raw = _read_records(source, settings)[:limit]

@@ -13,7 +13,7 @@ import structlog
 from ccml.core.logging import configure_logging
 from ccml.core.settings import Settings
 from ccml.core.types import LambdaContext
-from ccml.models.retrain import EventRetrainer, build_event_retrainer
+from ccml.models.training.event_retraining import EventRetrainer, build_event_retrainer
 
 log = structlog.get_logger("ccml.handler")
 

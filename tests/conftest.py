@@ -19,9 +19,9 @@ from threadpoolctl import threadpool_limits
 from ccml.core.schema import FeatureSchema, load_schema
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult, ValidatedTable
-from ccml.models.synthetic import generate
-from ccml.models.trainers import RandomForestTrainer
-from ccml.models.validation import validate
+from ccml.models.training.synthetic import generate
+from ccml.models.training.trainers import RandomForestTrainer
+from ccml.models.training.validation import validate
 from ccml.storage.local import LocalModelStore
 from tests.helpers import FAST_PARAMS, dataset_from_frame
 

@@ -13,7 +13,7 @@ from ccml.core.contracts import ModelStore
 from ccml.core.errors import DataValidationError, ValidationIssue
 from ccml.core.schema import FeatureSchema
 from ccml.core.types import Dataset
-from ccml.models.validation import validate
+from ccml.models.training.validation import validate
 from ccml.storage.csv_text import read_csv_text
 
 # Hyper-parameters that keep every built-in trainer fast on a few hundred rows.

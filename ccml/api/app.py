@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ccml import __version__
 from ccml.api.auth import KeyGate, api_key_checker
+from ccml.api.bodies import BodyModels
 from ccml.api.body import body_limit
 from ccml.api.docs import add_docs
 from ccml.api.error_docs import ErrorDocs
@@ -21,11 +22,10 @@ from ccml.api.metrics import ApiMetrics
 from ccml.api.middleware import RequestContextMiddleware
 from ccml.api.predict import PredictDispatch, PredictEndpoint
 from ccml.api.routes import build_router
-from ccml.api.schemas import BodyModels
 from ccml.core.components import build_model_store, build_predictor
 from ccml.core.logging import configure_logging
 from ccml.core.settings import Settings
-from ccml.models.serving import ChampionWatcher
+from ccml.models.serving.watcher import ChampionWatcher
 
 log = structlog.get_logger(__name__)
 

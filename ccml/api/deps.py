@@ -10,7 +10,7 @@ from starlette.types import Scope
 from ccml.api.metrics import ApiMetrics
 from ccml.core.contracts import Predictor
 from ccml.core.errors import ModelNotFoundError
-from ccml.models.serving import ChampionWatcher
+from ccml.models.serving.watcher import ChampionWatcher
 
 NO_MODEL_MESSAGE = "no model is loaded yet: train one and promote it to 'champion'"
 

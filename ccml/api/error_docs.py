@@ -12,11 +12,11 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from ccml.api.auth import unauthorized
+from ccml.api.bodies import BodyModels, ErrorResponse
 from ccml.api.body import body_limit, too_large_message, too_slow_message
 from ccml.api.deps import NO_MODEL_MESSAGE
 from ccml.api.errors import response_for
 from ccml.api.predict import parse_record
-from ccml.api.schemas import BodyModels, ErrorResponse
 from ccml.core.errors import ModelNotFoundError
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings

@@ -27,7 +27,7 @@ from ccml.api.deps import live_predictor
 from ccml.api.errors import response_for
 from ccml.api.metrics import ApiMetrics
 from ccml.core.contracts import Predictor
-from ccml.models.serving import ChampionWatcher
+from ccml.models.serving.watcher import ChampionWatcher
 
 PATH = "/predict"
 
@@ -56,8 +56,9 @@ def parse_record(model: type[BaseModel], body: bytes, content_type: str | None) 
         ) from None
 
 
-def labelled(predictor: Predictor, metrics: ApiMetrics, probability: float) -> dict[str, Any]:
-    """One answer item, ``{prediction, probability}``, counted by label: /predict and /predict/batch."""
+def count_and_label(predictor: Predictor, metrics: ApiMetrics, probability: float) -> dict[str, Any]:
+    """One answer item, ``{prediction, probability}``, and count it in the metrics by its label
+    (/predict and /predict/batch)."""
     prediction = predictor.to_prediction(probability)
     metrics.prediction(prediction.label)
     return {"prediction": prediction.label, "probability": probability}
@@ -91,7 +92,7 @@ class PredictEndpoint:
     def answer(self, body: bytes, content_type: str | None, scope: Scope) -> dict[str, Any]:
         record = parse_record(self.record_model, body, content_type)
         predictor = live_predictor(self.watcher, scope)
-        answer = labelled(predictor, self.metrics, predictor.predict_one(record))
+        answer = count_and_label(predictor, self.metrics, predictor.predict_one(record))
         answer["model_version"] = predictor.version
         return answer
 

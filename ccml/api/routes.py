@@ -10,16 +10,17 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
+from ccml.api.bodies import BodyModels, HealthResponse, ReadyResponse, ReloadResponse
 from ccml.api.deps import MetricsDep, PredictorDep, WatcherDep
 from ccml.api.error_docs import ErrorDocs
 from ccml.api.metrics import CONTENT_TYPE
-from ccml.api.predict import PredictEndpoint, labelled
-from ccml.api.schemas import BodyModels, HealthResponse, ReadyResponse, ReloadResponse
+from ccml.api.predict import PredictEndpoint, count_and_label
 from ccml.core.contracts import Predictor
 
 
 def _answer(predictor: Predictor, metrics: MetricsDep, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [labelled(predictor, metrics, probability) for probability in predictor.predict_proba(records).tolist()]
+    probabilities = predictor.predict_proba(records).tolist()
+    return [count_and_label(predictor, metrics, probability) for probability in probabilities]
 
 
 def build_router(

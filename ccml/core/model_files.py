@@ -25,12 +25,12 @@ ARTIFACT_FILES: Final = frozenset({SKOPS_FILE, PICKLE_FILE, ONNX_FILE})
 # plain data (its schema as a dict) in the file and rebuilds its encoder on load; a tree's and a
 # histogram predictor's state are NumPy arrays; a dtype is a dtype.
 TRUSTED_TYPES: Final = (
-    "ccml.models.features.SchemaEncoder",
+    "ccml.models.training.features.SchemaEncoder",
     "numpy.dtype",
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 )
-_ENCODER = "ccml.models.features.SchemaEncoder"
+_ENCODER = "ccml.models.training.features.SchemaEncoder"
 
 
 def _untrusted(data: bytes) -> list[str]:
@@ -96,10 +96,22 @@ def load_pipeline(data: bytes, version: str, max_bytes: int) -> Any:
     return pipeline
 
 
+# Where the classes pickled by earlier ccml releases live now (pickles name their module).
+_MOVED_MODULES: Final = {
+    "ccml.models.features": "ccml.models.training.features",
+    "ccml.models.encoding": "ccml.models.serving.encoding",
+}
+
+
 def load_pickle(data: bytes, version: str) -> Any:
     """Unpickle a pre-skops version. Callers must have authenticated ``data`` first."""
+    import importlib
+    import sys
+
     import joblib
 
+    for old, new in _MOVED_MODULES.items():
+        sys.modules.setdefault(old, importlib.import_module(new))
     try:
         pipeline = joblib.load(io.BytesIO(data))
     except Exception as exc:  # a damaged (but authenticated) pickle is a bad artifact, not a crash

@@ -28,7 +28,7 @@ class _Frozen(BaseModel):
 
 
 class SyntheticHints(_Frozen):
-    """How the synthetic generator draws this feature (see ``ccml.models.synthetic``).
+    """How the synthetic generator draws this feature (see ``ccml.models.training.synthetic``).
 
     ``loading`` ties the feature to the latent engagement level (-1..1); ``weight`` is its
     effect on the log-odds of completion per standard deviation; ``low``/``high`` narrow the
@@ -196,7 +196,7 @@ class FeatureSchema(_Frozen):
 def load_schema(path: Path | str | None = None) -> FeatureSchema:
     """Load a schema file, or the built-in engagement schema when ``path`` is None."""
     if path is None:
-        text = resources.files("ccml.schemas").joinpath(DEFAULT_SCHEMA_RESOURCE).read_text("utf-8")
+        text = resources.files("ccml.builtin_schemas").joinpath(DEFAULT_SCHEMA_RESOURCE).read_text("utf-8")
         return FeatureSchema.from_toml(text, origin=f"builtin:{DEFAULT_SCHEMA_RESOURCE}")
     path = Path(path)
     try:

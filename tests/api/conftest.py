@@ -23,8 +23,8 @@ from ccml.core.artifact import MODEL_FILE, ModelArtifact
 from ccml.core.components import build_model_store, build_trainer
 from ccml.core.contracts import ModelStore
 from ccml.core.settings import Settings
-from ccml.models.synthetic import generate
-from ccml.models.workflow import RetrainWorkflow
+from ccml.models.training.synthetic import generate
+from ccml.models.training.workflow import RetrainWorkflow
 from ccml.storage.local import LocalDataSource
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ from ccml.core.components import build_model_store
 from ccml.core.contracts import ModelStore
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
-from ccml.models.records import records_from_frame
-from ccml.models.synthetic import generate
+from ccml.models.serving.records import records_from_frame
+from ccml.models.training.synthetic import generate
 
 LABELS = {"Completed", "Not Completed"}
 

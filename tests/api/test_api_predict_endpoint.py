@@ -14,15 +14,15 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from ccml.api import create_app
+from ccml.api.bodies import BodyModels
 from ccml.api.errors import register_error_handlers
 from ccml.api.metrics import ApiMetrics
 from ccml.api.predict import PredictDispatch, PredictEndpoint
 from ccml.api.routes import build_router
-from ccml.api.schemas import BodyModels
 from ccml.core.components import build_model_store, build_predictor
 from ccml.core.schema import load_schema
 from ccml.core.settings import Settings
-from ccml.models.serving import ChampionWatcher
+from ccml.models.serving.watcher import ChampionWatcher
 
 SCHEMA = load_schema()
 EXAMPLE = dict(SCHEMA.example_record())

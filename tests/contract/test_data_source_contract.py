@@ -10,7 +10,7 @@ import pytest
 from ccml.core.errors import ConfigError, DataSourceError
 from ccml.core.registry import DATA_SOURCES
 from ccml.core.schema import FeatureSchema
-from ccml.models.validation import validate
+from ccml.models.training.validation import validate
 from tests.contract.backends import DATA_SOURCE_BACKENDS, DataSourceBackend
 from tests.helpers import csv_bytes
 

@@ -20,7 +20,7 @@ from ccml.core.errors import (
 )
 from ccml.core.registry import MODEL_STORES
 from ccml.core.types import TrainingResult
-from ccml.models.predictor import SklearnPredictor
+from ccml.models.serving.sklearn import SklearnPredictor
 from tests.contract.backends import MODEL_STORE_BACKENDS, StoreOpener
 from tests.helpers import store_state
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from ccml.core.errors import CcmlError, DataSourceError, DataValidationError
 from ccml.core.schema import load_schema
-from ccml.models.synthetic import generate
+from ccml.models.training.synthetic import generate
 
 SCHEMA = load_schema()
 FEATURE_COLUMNS = [f.column for f in SCHEMA.features]

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from ccml.core.errors import CcmlError
 from ccml.core.settings import Settings
 from ccml.core.types import Dataset
-from ccml.models.trainers import RandomForestTrainer
-from ccml.models.validation import validate
-from ccml.models.workflow import RetrainWorkflow
+from ccml.models.training.trainers import RandomForestTrainer
+from ccml.models.training.validation import validate
+from ccml.models.training.workflow import RetrainWorkflow
 from ccml.storage.csv_text import read_csv_text
 from ccml.storage.local import LocalDataSource, LocalModelStore
 from tests.helpers import FAST_PARAMS, tree_digest

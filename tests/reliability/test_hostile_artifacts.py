@@ -17,9 +17,9 @@ from ccml.core.errors import CcmlError
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult
-from ccml.models.serving import ChampionWatcher
-from ccml.models.trainers import RandomForestTrainer
-from ccml.models.workflow import RetrainWorkflow
+from ccml.models.serving.watcher import ChampionWatcher
+from ccml.models.training.trainers import RandomForestTrainer
+from ccml.models.training.workflow import RetrainWorkflow
 from ccml.storage.local import LocalDataSource, LocalModelStore
 from tests.helpers import FAST_PARAMS
 from tests.reliability.figures import record

@@ -22,7 +22,7 @@ from moto.server import ThreadedMotoServer
 from ccml.core.contracts import ModelStore
 from ccml.core.schema import load_schema
 from ccml.core.settings import Settings
-from ccml.models.synthetic import generate
+from ccml.models.training.synthetic import generate
 from ccml.storage.s3 import S3ModelStore, make_client
 
 T = TypeVar("T")

@@ -17,7 +17,7 @@ import handlers.retrain
 from ccml.core.errors import DataValidationError, EventError
 from ccml.core.events import parse_event
 from ccml.core.settings import Settings
-from ccml.models.retrain import build_event_retrainer
+from ccml.models.training.event_retraining import build_event_retrainer
 from ccml.storage.s3 import make_client
 from tests.s3.envelopes import WRAPPERS, eventbridge_event, s3_test_event, sns_notification, sqs_event
 from tests.s3.helpers import (

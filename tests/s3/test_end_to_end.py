@@ -27,9 +27,9 @@ from ccml.core.artifact import MODEL_FILE
 from ccml.core.components import build_data_source, build_trainer
 from ccml.core.errors import DataValidationError
 from ccml.core.schema import load_schema
-from ccml.models.predictor import SklearnPredictor
-from ccml.models.records import records_from_frame
-from ccml.models.workflow import RetrainWorkflow
+from ccml.models.serving.records import records_from_frame
+from ccml.models.serving.sklearn import SklearnPredictor
+from ccml.models.training.workflow import RetrainWorkflow
 from ccml.storage.s3 import make_client
 from tests.s3.helpers import (
     AWKWARD_KEY,

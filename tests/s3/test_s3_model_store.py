@@ -17,7 +17,7 @@ import pytest
 from ccml.core.artifact import MANIFEST_FILE, MODEL_FILE
 from ccml.core.errors import ArtifactIntegrityError, ModelStoreError, ObjectExistsError
 from ccml.core.types import TrainingResult
-from ccml.models.predictor import SklearnPredictor
+from ccml.models.serving.sklearn import SklearnPredictor
 from ccml.storage.s3 import S3ModelStore, make_client
 from tests.s3.helpers import version_ids
 

@@ -7,7 +7,7 @@ import pytest
 
 from ccml.core.errors import DataValidationError, ValidationIssue
 from ccml.core.schema import FeatureSchema
-from ccml.models.validation import MAX_ISSUES_REPORTED, MAX_VALUE_CHARS, validate
+from ccml.models.training.validation import MAX_ISSUES_REPORTED, MAX_VALUE_CHARS, validate
 from tests.helpers import dataset_from_frame
 
 REPORT_LIMIT = 4096

@@ -23,7 +23,7 @@ import pytest
 
 from ccml.core.registry import TRAINERS
 from ccml.core.schema import load_schema
-from ccml.models.synthetic import generate
+from ccml.models.training.synthetic import generate
 from tests.helpers import tree_digest
 
 CCML = Path(sys.executable).parent / "ccml"

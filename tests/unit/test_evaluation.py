@@ -8,7 +8,13 @@ import pytest
 from sklearn.base import clone
 
 from ccml.core.types import TrainingResult, ValidatedTable
-from ccml.models.evaluation import HIGHER_IS_BETTER, compute_metrics, cross_validate, holdout_split, metric_value
+from ccml.models.training.evaluation import (
+    HIGHER_IS_BETTER,
+    compute_metrics,
+    cross_validate,
+    holdout_split,
+    metric_value,
+)
 
 RNG = np.random.default_rng(0)
 TARGET = (RNG.random(400) < 0.4).astype(np.int8)

@@ -12,8 +12,8 @@ from sklearn.dummy import DummyClassifier
 from ccml.core.errors import InvalidInputError
 from ccml.core.schema import FeatureSchema
 from ccml.core.types import TrainingResult, ValidatedTable
-from ccml.models.evaluation import holdout_split
-from ccml.models.features import SchemaEncoder, build_feature_pipeline
+from ccml.models.training.evaluation import holdout_split
+from ccml.models.training.features import SchemaEncoder, build_feature_pipeline
 
 
 def _expected_width(schema: FeatureSchema) -> int:

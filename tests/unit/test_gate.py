@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccml.models.evaluation import HIGHER_IS_BETTER
-from ccml.models.gate import PromotionGate
+from ccml.models.training.evaluation import HIGHER_IS_BETTER
+from ccml.models.training.gate import PromotionGate
 
 scores = st.floats(0, 1, allow_nan=False)
 tolerances = st.floats(0, 0.1, allow_nan=False)

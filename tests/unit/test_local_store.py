@@ -20,7 +20,7 @@ from ccml.core.errors import (
     ObjectExistsError,
 )
 from ccml.core.types import TrainingResult
-from ccml.models.predictor import SklearnPredictor
+from ccml.models.serving.sklearn import SklearnPredictor
 from ccml.storage.local import LocalModelStore
 from tests.helpers import store_state, tree_digest
 

@@ -19,11 +19,12 @@ from sklearn.preprocessing import MinMaxScaler
 from ccml.core.model_files import ONNX_FILE
 from ccml.core.schema import load_schema
 from ccml.core.types import TrainingResult, ValidatedTable
-from ccml.models.encoding import RecordEncoder
-from ccml.models.features import build_feature_pipeline
-from ccml.models.model_input import FEW_ROWS, InputPlan
-from ccml.models.onnx import OnnxPredictor, export_onnx
-from ccml.models.trainers import LogisticRegressionTrainer
+from ccml.models.serving.encoding import RecordEncoder
+from ccml.models.serving.input_plan import FEW_ROWS, InputPlan
+from ccml.models.serving.onnx import OnnxPredictor
+from ccml.models.training.export import export_onnx, plan_from_pipeline
+from ccml.models.training.features import build_feature_pipeline
+from ccml.models.training.trainers import LogisticRegressionTrainer
 from tests.strategies import records
 
 SCHEMA = load_schema()
@@ -37,7 +38,7 @@ def scaled(table: ValidatedTable) -> TrainingResult:
 
 
 def _plan(result: TrainingResult) -> InputPlan:
-    plan = InputPlan.from_pipeline(result.artifact.pipeline)
+    plan = plan_from_pipeline(result.artifact.pipeline)
     assert plan is not None
     return plan
 
@@ -109,8 +110,8 @@ def test_other_pipeline_shapes_get_no_plan_and_export_as_a_whole_graph(table: Va
 
     graph, note = export_onnx(pipeline, holdout, pipeline[1:].predict_proba(holdout))
 
-    assert InputPlan.from_pipeline(pipeline) is None
-    assert InputPlan.from_pipeline(pipeline[1:]) is None
+    assert plan_from_pipeline(pipeline) is None
+    assert plan_from_pipeline(pipeline[1:]) is None
     assert graph is not None, note
     assert note.startswith("converted (whole graph)")
 

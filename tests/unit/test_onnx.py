@@ -17,11 +17,13 @@ from ccml.core.model_files import ONNX_FILE
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult, ValidatedTable
-from ccml.models import onnx as onnx_backend
-from ccml.models.onnx import PARITY_TOLERANCE, OnnxPredictor, build_onnx_predictor
-from ccml.models.predictor import SklearnPredictor
-from ccml.models.trainers import HistGradientBoostingTrainer, LogisticRegressionTrainer, RandomForestTrainer
-from ccml.models.validation import validate
+from ccml.models.serving import onnx as onnx_backend
+from ccml.models.serving.onnx import OnnxPredictor, build_onnx_predictor
+from ccml.models.serving.sklearn import SklearnPredictor
+from ccml.models.training import export
+from ccml.models.training.export import PARITY_TOLERANCE
+from ccml.models.training.trainers import HistGradientBoostingTrainer, LogisticRegressionTrainer, RandomForestTrainer
+from ccml.models.training.validation import validate
 from ccml.storage.local import LocalModelStore
 from tests.helpers import dataset_from_frame
 
@@ -59,7 +61,7 @@ def test_failed_conversion_still_trains_and_the_manifest_says_why(
     def broken_session(graph: bytes, threads: int) -> object:
         raise RuntimeError("no kernel for this operator")
 
-    monkeypatch.setattr(onnx_backend, "_session", broken_session)
+    monkeypatch.setattr(export, "ort_session", broken_session)
     result = RandomForestTrainer({"n_estimators": 5}).fit(table)
     assert ONNX_FILE not in result.artifact.files
     assert "no kernel for this operator" in result.artifact.manifest.notes["onnx"]
@@ -69,7 +71,7 @@ def test_failed_conversion_still_trains_and_the_manifest_says_why(
 
 
 def test_parity_failure_is_not_shipped(monkeypatch: pytest.MonkeyPatch, table: ValidatedTable) -> None:
-    monkeypatch.setattr(onnx_backend, "PARITY_TOLERANCE", -1.0)
+    monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)
     result = RandomForestTrainer({"n_estimators": 5}).fit(table)
     assert ONNX_FILE not in result.artifact.files
     assert "parity failed" in result.artifact.manifest.notes["onnx"]
@@ -78,7 +80,7 @@ def test_parity_failure_is_not_shipped(monkeypatch: pytest.MonkeyPatch, table: V
 def test_fallback_serves_a_version_without_onnx_with_sklearn_only_when_configured(
     monkeypatch: pytest.MonkeyPatch, table: ValidatedTable
 ) -> None:
-    monkeypatch.setattr(onnx_backend, "PARITY_TOLERANCE", -1.0)
+    monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)
     artifact = RandomForestTrainer({"n_estimators": 5}).fit(table).artifact
     with pytest.raises(PredictionError):
         build_onnx_predictor(Settings(), artifact)

@@ -11,7 +11,7 @@ from ccml.core.errors import PredictionError
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult, ValidatedTable
-from ccml.models.predictor import SklearnPredictor, build_sklearn_predictor
+from ccml.models.serving.sklearn import SklearnPredictor, build_sklearn_predictor
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from ccml.core.errors import DataValidationError
 from ccml.core.schema import FeatureSchema, load_schema
 from ccml.core.types import TrainingResult
-from ccml.models.predictor import SklearnPredictor
-from ccml.models.validation import validate
+from ccml.models.serving.sklearn import SklearnPredictor
+from ccml.models.training.validation import validate
 from ccml.storage.local import LocalModelStore
 from tests import strategies
 from tests.helpers import dataset_from_frame, text_dataset

@@ -9,8 +9,8 @@ import pytest
 
 from ccml.core.schema import FeatureSchema, load_schema
 from ccml.core.types import ValidatedTable
-from ccml.models.trainers import RandomForestTrainer
-from ccml.models.validation import validate
+from ccml.models.training.trainers import RandomForestTrainer
+from ccml.models.training.validation import validate
 from ccml.storage.local import LocalDataSource
 
 PROJECT = Path(__file__).resolve().parents[2]

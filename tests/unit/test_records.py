@@ -8,7 +8,7 @@ import pytest
 
 from ccml.core.errors import InvalidInputError
 from ccml.core.schema import FeatureSchema
-from ccml.models.records import record_model, records_from_frame, validate_records
+from ccml.models.serving.records import record_model, records_from_frame, validate_records
 
 
 def _numeric_name(schema: FeatureSchema) -> str:

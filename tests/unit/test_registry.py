@@ -13,9 +13,9 @@ from ccml.core.errors import ConfigError
 from ccml.core.registry import DATA_SOURCES, MODEL_STORES, PREDICTORS, TRAINERS, Registry
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult
-from ccml.models.onnx import OnnxPredictor
-from ccml.models.predictor import SklearnPredictor
-from ccml.models.trainers import (
+from ccml.models.serving.onnx import OnnxPredictor
+from ccml.models.serving.sklearn import SklearnPredictor
+from ccml.models.training.trainers import (
     HistGradientBoostingTrainer,
     LogisticRegressionTrainer,
     RandomForestTrainer,

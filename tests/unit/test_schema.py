@@ -15,7 +15,7 @@ EXAMPLE_SCHEMA = Path(__file__).resolve().parents[2] / "examples" / "schemas" / 
 
 
 def _builtin_dict() -> dict[str, Any]:
-    text = resources.files("ccml.schemas").joinpath("engagement.toml").read_text("utf-8")
+    text = resources.files("ccml.builtin_schemas").joinpath("engagement.toml").read_text("utf-8")
     return tomllib.loads(text)
 
 
@@ -45,7 +45,7 @@ def test_example_schema_marks_label_zero_as_completed() -> None:
 
 def test_load_schema_from_file_equals_builtin(tmp_path: Path) -> None:
     path = tmp_path / "copy.toml"
-    path.write_text(resources.files("ccml.schemas").joinpath("engagement.toml").read_text("utf-8"))
+    path.write_text(resources.files("ccml.builtin_schemas").joinpath("engagement.toml").read_text("utf-8"))
     assert load_schema(path) == load_schema()
     assert load_schema(path).fingerprint() == load_schema().fingerprint()
 
@@ -204,7 +204,7 @@ def test_optional_feature_is_kept_in_the_dump_and_round_trips() -> None:
 
 
 def test_optional_in_toml_is_read() -> None:
-    text = resources.files("ccml.schemas").joinpath("engagement.toml").read_text("utf-8")
+    text = resources.files("ccml.builtin_schemas").joinpath("engagement.toml").read_text("utf-8")
     text = text.replace('name = "quiz_scores"\n', 'name = "quiz_scores"\noptional = true\n')
     assert FeatureSchema.from_toml(text).feature("quiz_scores").optional
 

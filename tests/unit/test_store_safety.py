@@ -20,8 +20,8 @@ from ccml.core.model_files import ONNX_FILE, PICKLE_FILE, TRUSTED_TYPES
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult
-from ccml.models.predictor import SklearnPredictor
-from ccml.models.serving import ChampionWatcher
+from ccml.models.serving.sklearn import SklearnPredictor
+from ccml.models.serving.watcher import ChampionWatcher
 from ccml.storage.local import LocalModelStore
 
 KEY = b"a signing key of some length"
@@ -205,3 +205,28 @@ def test_the_watcher_survives_foreign_exceptions_and_counts_them(
     fixed = saved_store.save(training.artifact).id
     saved_store.promote(fixed)
     assert watcher.check().version == fixed
+
+
+def test_a_pickle_of_an_earlier_release_finds_its_moved_classes(
+    training: TrainingResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from ccml.core.model_files import load_pickle
+    from ccml.models.serving import encoding
+    from ccml.models.training import features
+
+    # Pickled as before the models package was split: the classes under their old modules.
+    monkeypatch.setitem(sys.modules, "ccml.models.features", features)
+    monkeypatch.setitem(sys.modules, "ccml.models.encoding", encoding)
+    monkeypatch.setattr(features.SchemaEncoder, "__module__", "ccml.models.features")
+    monkeypatch.setattr(encoding.RecordEncoder, "__module__", "ccml.models.encoding")
+    buffer = io.BytesIO()
+    joblib.dump(training.artifact.pipeline, buffer)
+    assert b"ccml.models.features" in buffer.getvalue()
+    monkeypatch.undo()
+    for old in ("ccml.models.features", "ccml.models.encoding"):
+        sys.modules.pop(old, None)
+
+    pipeline = load_pickle(buffer.getvalue(), "old")
+    assert pipeline.predict_proba(training.holdout_features).shape == (len(training.holdout_features), 2)

@@ -7,9 +7,9 @@ import pytest
 
 from ccml.core.errors import SchemaError
 from ccml.core.schema import FeatureSchema, load_schema
-from ccml.models.synthetic import generate
-from ccml.models.trainers import RandomForestTrainer
-from ccml.models.validation import validate
+from ccml.models.training.synthetic import generate
+from ccml.models.training.trainers import RandomForestTrainer
+from ccml.models.training.validation import validate
 from tests.helpers import FAST_PARAMS, dataset_from_frame
 
 EXAMPLE_SCHEMA = Path(__file__).resolve().parents[2] / "examples" / "schemas" / "kddcup2015.toml"

@@ -10,7 +10,7 @@ from ccml.core.errors import ConfigError, TrainingError
 from ccml.core.registry import TRAINERS
 from ccml.core.settings import Settings
 from ccml.core.types import ValidatedTable
-from ccml.models.trainers import (
+from ccml.models.training.trainers import (
     HistGradientBoostingTrainer,
     LogisticRegressionTrainer,
     RandomForestTrainer,

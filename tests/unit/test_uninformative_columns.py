@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from ccml.core.errors import DataValidationError
 from ccml.core.schema import FeatureSchema, load_schema
-from ccml.models.synthetic import generate
-from ccml.models.validation import validate
+from ccml.models.training.synthetic import generate
+from ccml.models.training.validation import validate
 from tests.helpers import column_of_type, dataset_from_frame, only_issue, validation_issues
 from tests.strategies import frames
 

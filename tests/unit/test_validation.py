@@ -6,7 +6,7 @@ import pytest
 
 from ccml.core.errors import DataValidationError
 from ccml.core.schema import FeatureSchema
-from ccml.models.validation import MAX_ROWS_REPORTED, validate
+from ccml.models.training.validation import MAX_ROWS_REPORTED, validate
 from tests.helpers import column_of_type, dataset_from_frame, only_issue, validation_issues
 
 SMALL = 200

@@ -11,12 +11,12 @@ import pytest
 from ccml.core.errors import DataSourceError, DataValidationError, ModelStoreError
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
-from ccml.models.evaluation import compute_metrics, holdout_split
-from ccml.models.predictor import SklearnPredictor
-from ccml.models.synthetic import generate
-from ccml.models.trainers import RandomForestTrainer
-from ccml.models.validation import validate
-from ccml.models.workflow import RetrainWorkflow
+from ccml.models.serving.sklearn import SklearnPredictor
+from ccml.models.training.evaluation import compute_metrics, holdout_split
+from ccml.models.training.synthetic import generate
+from ccml.models.training.trainers import RandomForestTrainer
+from ccml.models.training.validation import validate
+from ccml.models.training.workflow import RetrainWorkflow
 from ccml.storage.local import LocalDataSource, LocalModelStore
 from tests.helpers import store_state, tree_digest
 

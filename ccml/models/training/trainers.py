@@ -17,9 +17,9 @@ from ccml.core.errors import ConfigError
 from ccml.core.model_files import ONNX_FILE
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult, ValidatedTable
-from ccml.models.evaluation import compute_metrics, cross_validate, holdout_split
-from ccml.models.features import build_feature_pipeline
-from ccml.models.onnx import export_onnx
+from ccml.models.training.evaluation import compute_metrics, cross_validate, holdout_split
+from ccml.models.training.export import export_onnx
+from ccml.models.training.features import build_feature_pipeline
 
 log = structlog.get_logger(__name__)
 

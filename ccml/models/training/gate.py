@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ccml.core.artifact import PromotionDecision
-from ccml.models.evaluation import HIGHER_IS_BETTER
+from ccml.models.training.evaluation import HIGHER_IS_BETTER
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The feature pipeline, built from the schema.
 
 ``SchemaEncoder`` turns records into a float matrix in schema order (see
-``ccml.models.encoding``). Everything after it is plain scikit-learn on floats, which is
+``ccml.models.serving.encoding``). Everything after it is plain scikit-learn on floats, which is
 what other runtimes (ONNX) can execute too.
 """
 
@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ccml.core.schema import FeatureSchema
-from ccml.models.encoding import FloatMatrix, RecordEncoder
+from ccml.models.serving.encoding import FloatMatrix, RecordEncoder
 
 
 class SchemaEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]

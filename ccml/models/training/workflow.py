@@ -21,9 +21,9 @@ from ccml.core.errors import ArtifactIntegrityError, CcmlError, ModelNotFoundErr
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult
-from ccml.models.evaluation import compute_metrics, metric_value
-from ccml.models.gate import PromotionGate
-from ccml.models.validation import validate
+from ccml.models.training.evaluation import compute_metrics, metric_value
+from ccml.models.training.gate import PromotionGate
+from ccml.models.training.validation import validate
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +72,7 @@ class RetrainWorkflow:
     def from_settings(cls, settings: Settings, store: ModelStore, trainer: Trainer) -> RetrainWorkflow:
         # The gate scores the champion with the reference scikit-learn pipeline, whatever
         # backend serves it: the comparison is about the model, not the runtime.
-        from ccml.models.predictor import SklearnPredictor
+        from ccml.models.serving.sklearn import SklearnPredictor
 
         return cls(
             store=store,

@@ -17,7 +17,7 @@ from ccml.core.contracts import DataSource, ModelStore
 from ccml.core.errors import CcmlError, TrainingError
 from ccml.core.events import ObjectCreated, parse_event
 from ccml.core.settings import Settings
-from ccml.models.workflow import RetrainWorkflow
+from ccml.models.training.workflow import RetrainWorkflow
 
 log = structlog.get_logger(__name__)
 
