@@ -34,6 +34,7 @@ def route_path(scope: Scope) -> str:
 
 
 def unauthorized() -> HTTPException:
+    """Return the 401 answer to a missing or wrong API key, with its ``WWW-Authenticate`` challenge."""
     return HTTPException(401, UNAUTHORIZED_MESSAGE, headers={"WWW-Authenticate": "APIKey"})
 
 
@@ -49,6 +50,12 @@ def check_key(expected: SecretStr, key: str | None) -> None:
 
 
 def api_key_checker(expected: SecretStr) -> Callable[[str | None], Awaitable[None]]:
+    """Return the FastAPI dependency that requires ``expected`` in the ``X-API-Key`` header.
+
+    It raises the 401 of ``unauthorized`` for a missing or wrong key, and declares the security
+    scheme of the routes it protects in the OpenAPI document.
+    """
+
     async def check_api_key(key: Annotated[str | None, Security(API_KEY_HEADER)]) -> None:
         check_key(expected, key)
 

@@ -27,15 +27,21 @@ class ErrorResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
+    """The answer of ``/health``: the process is up, whether or not a model is loaded."""
+
     status: Literal["ok"] = "ok"
 
 
 class ReadyResponse(BaseModel):
+    """The answer of ``/ready`` once a model is loaded: the version serving."""
+
     status: Literal["ready"] = "ready"
     model_version: str
 
 
 class ReloadResponse(BaseModel):
+    """The answer of ``/admin/reload``: whether the model changed, the version serving, and any load error."""
+
     changed: bool
     model_version: str | None
     error: str | None = None

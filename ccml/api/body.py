@@ -51,10 +51,12 @@ def body_limit(schema: FeatureSchema, max_batch: int, configured: int | None) ->
 
 
 def too_large_message(limit: int) -> str:
+    """Return the 413 message for a body over ``limit`` bytes."""
     return f"request body is larger than the limit of {limit} bytes"
 
 
 def too_slow_message(seconds: float) -> str:
+    """Return the 408 message for a body that did not arrive within ``seconds``."""
     return f"request body did not arrive within {seconds:g} s"
 
 
@@ -123,6 +125,11 @@ class BodyReceive:
         self.disconnected = False
 
     async def __call__(self) -> Message:
+        """Return the client's next ASGI message, enforcing the limit and the deadline until the body is whole.
+
+        Raises:
+            HTTPException: 413 once a counted body exceeds the limit, 408 when its deadline passes.
+        """
         if self._complete:
             return await self._receive()
         deadlines = self._deadlines

@@ -18,10 +18,12 @@ NO_MODEL_MESSAGE = "no model is loaded yet: train one and promote it to 'champio
 # Dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in the
 # thread pool, a hop that costs more than the whole ONNX prediction.
 async def get_watcher(request: Request) -> ChampionWatcher:
+    """Return the app's ``ChampionWatcher``."""
     return cast(ChampionWatcher, request.app.state.watcher)
 
 
 async def get_metrics(request: Request) -> ApiMetrics:
+    """Return the app's ``ApiMetrics``."""
     return cast(ApiMetrics, request.app.state.metrics)
 
 
@@ -36,6 +38,7 @@ def live_predictor(watcher: ChampionWatcher, scope: Scope) -> Predictor:
 
 
 async def get_predictor(request: Request) -> Predictor:
+    """Return the live predictor for this request (see ``live_predictor``); ``ModelNotFoundError`` if none."""
     return live_predictor(cast(ChampionWatcher, request.app.state.watcher), request.scope)
 
 

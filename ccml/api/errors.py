@@ -17,6 +17,7 @@ MAX_ERRORS_IN_MESSAGE = 5
 
 
 def error_response(status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+    """Return the JSON answer every error gets: ``{code, message, errors}`` with HTTP ``status``."""
     return JSONResponse({"code": code, "message": message, "errors": errors or []}, status_code=status)
 
 
@@ -77,5 +78,6 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
 
 
 def register_error_handlers(app: FastAPI) -> None:
+    """Answer every exception a route raises, unexpected ones included, with ``response_for``."""
     for kind in (RequestValidationError, HTTPException, CcmlError, Exception):
         app.add_exception_handler(kind, _handle)

@@ -19,6 +19,12 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 class ApiMetrics:
+    """The Prometheus metrics of one app, in a registry of its own (apps in one process never collide).
+
+    Requests and their latency by method, route and status; predictions by label; reload attempts
+    by outcome; the version served.
+    """
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -47,12 +53,14 @@ class ApiMetrics:
         self._by_request: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def prediction(self, label: str) -> None:
+        """Count one prediction answered with ``label``."""
         counter = self._by_label.get(label)
         if counter is None:
             counter = self._by_label[label] = self.predictions.labels(label)
         counter.inc()
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and observe its latency (``seconds``) by method, route and status."""
         # ``labels()`` validates and locks on every call; each label set's children are
         # looked up once and kept (a handful: routes x methods x statuses).
         key = (method, route, status)
@@ -63,6 +71,7 @@ class ApiMetrics:
         children[1].observe(seconds)
 
     def model_loaded(self, version: str | None) -> None:
+        """Mark ``version`` as the one served (gauge 1) and the one before as no longer served (0)."""
         if self._version is not None:
             self.model.labels(self._version).set(0)
         if version is not None:
@@ -70,11 +79,16 @@ class ApiMetrics:
         self._version = version
 
     def reload(self, success: bool, version: str | None) -> None:
+        """Count a reload attempt by outcome; a successful one also marks ``version`` as served."""
         self.reloads.labels("success" if success else "failure").inc()
         if success:
             self.model_loaded(version)
 
     def render(self) -> bytes:
+        """Return the metrics in Prometheus's text format (``CONTENT_TYPE``).
+
+        With ``PROMETHEUS_MULTIPROC_DIR`` set, the values of every worker process, aggregated.
+        """
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped in prometheus_client

@@ -40,6 +40,11 @@ class RequestContextMiddleware:
         self.log = structlog.get_logger("ccml.api").bind()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI scope: an HTTP request gets the class docstring's checks, a metrics count and a log line.
+
+        Other scopes (lifespan, websocket) pass straight to the app. A client that disconnects is
+        counted and logged as 499, not raised.
+        """
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

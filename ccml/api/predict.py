@@ -90,6 +90,12 @@ class PredictEndpoint:
         self.api_key = api_key
 
     def answer(self, body: bytes, content_type: str | None, scope: Scope) -> dict[str, Any]:
+        """Return the answer to one ``/predict`` body, counted in the metrics.
+
+        Raises:
+            RequestValidationError: the body is empty, not JSON, or not a valid record.
+            ModelNotFoundError: no model is loaded yet.
+        """
         record = parse_record(self.record_model, body, content_type)
         predictor = live_predictor(self.watcher, scope)
         answer = count_and_label(predictor, self.metrics, predictor.predict_one(record))
@@ -97,6 +103,7 @@ class PredictEndpoint:
         return answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer ``POST /predict`` as an ASGI app: errors as ``response_for`` maps them, none to a client that left."""
         scope["route"] = self
         headers = Headers(scope=scope)
         try:
@@ -121,6 +128,7 @@ class PredictDispatch:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send ``POST /predict`` to the endpoint and every other request to the app."""
         if scope["type"] == "http" and scope["method"] == "POST" and route_path(scope) == PATH:
             await self.endpoint(scope, receive, send)
         else:

@@ -32,7 +32,10 @@ except ImportError:  # httptools is optional; h11 is imported only then (it cost
 # Module level, not built in a function: with --workers > 1 uvicorn pickles its config,
 # protocol class included, for the worker processes.
 class NoDelayProtocol(_Base):
+    """The HTTP protocol of uvicorn (httptools if installed, else h11), with TCP_NODELAY on each TCP connection."""
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn types it
+        """Set TCP_NODELAY on the accepted connection, then handle it as uvicorn does."""
         _set_nodelay(transport)
         super().connection_made(transport)
 

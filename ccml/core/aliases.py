@@ -28,6 +28,12 @@ CHAMPION: Final = "champion"
 
 
 def alias_key(alias: str) -> str:
+    """Return the store key of ``alias``'s record.
+
+    Raises:
+        ModelStoreError: ``alias`` is not 1-63 lowercase letters, digits, '-' or '_' starting with a letter
+            (which also keeps it from naming a path outside ``aliases/``).
+    """
     if not ALIAS_PATTERN.match(alias):
         raise ModelStoreError(f"invalid alias {alias!r}: use lowercase letters, digits, '-' and '_'")
     return f"aliases/{alias}.json"
@@ -54,6 +60,7 @@ class AliasBook:
             raise ModelStoreError(f"alias {alias!r} is unreadable: {exc.errors()[0]['msg']}") from exc
 
     def get(self, alias: str) -> AliasRecord | None:
+        """Return the alias's record, or None if it is not set."""
         return self.state(alias)[0]
 
     def token(self, alias: str) -> str | None:
@@ -61,6 +68,7 @@ class AliasBook:
         return self.objects.token(alias_key(alias), "an alias")
 
     def all(self) -> dict[str, AliasRecord]:
+        """Return every set alias's record by name; keys under ``aliases/`` that are not alias names are skipped."""
         names = [
             key.removeprefix("aliases/").removesuffix(".json") for key in self.objects.list_keys("aliases/", "aliases")
         ]
@@ -111,6 +119,7 @@ class AliasBook:
             log.warning("history_write_failed", key=key, error=str(exc))
 
     def history(self) -> list[HistoryEvent]:
+        """Return every recorded alias move, oldest first; ``ModelStoreError`` if a record is unreadable."""
         events = []
         for key in sorted(self.objects.list_keys("history/", "history")):
             data = self.objects.read(key, METADATA_LIMIT, "history")

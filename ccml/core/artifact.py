@@ -32,14 +32,17 @@ _TRACKED_LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "joblib", "ccm
 
 
 def sha256_hex(data: bytes) -> str:
+    """Return the lowercase hex sha256 of ``data``, the form manifests record."""
     return hashlib.sha256(data).hexdigest()
 
 
 def utc_now() -> datetime:
+    """Return the current time, timezone-aware in UTC."""
     return datetime.now(UTC)
 
 
 def library_versions() -> dict[str, str]:
+    """Return the versions of Python and of the libraries a pipeline depends on; absent ones are left out."""
     found = {"python": platform.python_version()}
     for name in _TRACKED_LIBRARIES:
         try:
@@ -56,6 +59,8 @@ class _Model(BaseModel):
 
 
 class ConfusionMatrix(_Model):
+    """Counts of true and false negatives and positives at the decision threshold."""
+
     tn: int
     fp: int
     fn: int
@@ -79,12 +84,16 @@ class Metrics(_Model):
 
 
 class CrossValidation(_Model):
+    """Mean and standard deviation of each metric over ``folds`` stratified cross-validation folds."""
+
     folds: int
     mean: dict[str, float]
     std: dict[str, float]
 
 
 class Evaluation(_Model):
+    """How a model scored: on the holdout, and in cross-validation when it was run."""
+
     holdout: Metrics
     cross_validation: CrossValidation | None = None
 
@@ -101,6 +110,8 @@ class HoldoutSpec(_Model):
 
 
 class DataInfo(_Model):
+    """The training data a version was fitted on: its sha256, where it came from, and its row counts."""
+
     fingerprint: str = Field(description="sha256 of the input bytes")
     source: dict[str, str]
     rows_read: int
@@ -110,11 +121,15 @@ class DataInfo(_Model):
 
 
 class ArtifactFile(_Model):
+    """The size (bytes) and sha256 one of a version's files must have: checked before the file is used."""
+
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
 
 
 class PromotionDecision(_Model):
+    """The promotion gate's verdict on a challenger: whether it was promoted, why, and the scores compared."""
+
     promoted: bool
     reason: str
     metric: str
@@ -158,10 +173,12 @@ class Manifest(_Model):
         return files
 
     def to_json(self) -> bytes:
+        """Return the stored form: indented JSON, the schema under its ``schema`` key, NaN metrics as strings."""
         return self.model_dump_json(by_alias=True, indent=2).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:
+        """Parse a stored manifest; raises pydantic's ``ValidationError`` for anything that is not one."""
         return cls.model_validate_json(data)
 
     def signing_payload(self) -> bytes:
@@ -170,9 +187,11 @@ class Manifest(_Model):
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
     def signed(self, key: bytes) -> Manifest:
+        """Return a copy signed with ``key``: the HMAC-SHA256 of ``signing_payload`` in ``signature``."""
         return self.model_copy(update={"signature": hmac.new(key, self.signing_payload(), "sha256").hexdigest()})
 
     def verify_signature(self, key: bytes) -> None:
+        """Raise ``ArtifactIntegrityError`` unless the manifest is signed by ``key`` (HMAC, constant-time compare)."""
         if self.signature is None:
             raise ArtifactIntegrityError(f"model {self.version} is not signed, but a signing key is configured")
         expected = hmac.new(key, self.signing_payload(), "sha256").hexdigest()
@@ -222,6 +241,7 @@ class ModelArtifact:
 
     @property
     def version(self) -> str | None:
+        """The version id, or None until a store has saved the artifact."""
         return self.manifest.version
 
     def trained_on(self, schema: FeatureSchema) -> bool:

@@ -21,6 +21,7 @@ from ccml.core.versions import METADATA_LIMIT
 
 
 def claim_key(identity: str) -> str:
+    """Return the store key of ``identity``'s claim: its sha256, since an identity is a URI of any length."""
     return f"processed/{hashlib.sha256(identity.encode()).hexdigest()}.json"
 
 
@@ -73,7 +74,17 @@ class ClaimBook:
         self.objects.swap(claim_key(identity), record.to_json(), token, "a claim")
 
     def complete(self, identity: str, version: str | None) -> None:
+        """Mark the input processed, by ``version`` (None: it made no version): later claims are refused for good.
+
+        Raises:
+            ConcurrentUpdateError: the claim changed between this call's read and its write.
+        """
         self._settle(identity, "done", version=version)
 
     def fail(self, identity: str, error: str) -> None:
+        """Mark the processing failed (``error`` kept to 500 characters): a later claim may take it over.
+
+        Raises:
+            ConcurrentUpdateError: the claim changed between this call's read and its write.
+        """
         self._settle(identity, "failed", error=error[:500])

@@ -9,6 +9,11 @@ from ccml.core.settings import Settings
 
 
 def build_model_store(settings: Settings) -> ModelStore:
+    """Return the model store that ``settings.storage`` names.
+
+    Raises:
+        ConfigError: the name is unknown, or its backend cannot be imported.
+    """
     return MODEL_STORES.get(settings.storage)(settings)
 
 
@@ -20,8 +25,19 @@ def build_data_source(settings: Settings, location: str) -> DataSource:
 
 
 def build_trainer(settings: Settings) -> Trainer:
+    """Return the trainer that ``settings.trainer`` names.
+
+    Raises:
+        ConfigError: the name is unknown, or its trainer cannot be imported.
+    """
     return TRAINERS.get(settings.trainer)(settings)
 
 
 def build_predictor(settings: Settings, artifact: ModelArtifact) -> Predictor:
+    """Return a predictor for ``artifact`` from the backend that ``settings.predictor`` names.
+
+    Raises:
+        ConfigError: the name is unknown, or its backend cannot be imported.
+        PredictionError: the backend cannot serve this version (for onnx: no usable ``model.onnx``).
+    """
     return PREDICTORS.get(settings.predictor)(settings, artifact)

@@ -49,6 +49,7 @@ class ValidationIssue:
     rows: tuple[int, ...] = field(default_factory=tuple)
 
     def describe(self) -> str:
+        """Return the issue as one line: column, problem, count and the first rows where it occurs."""
         where = f" (rows {', '.join(map(str, self.rows))}{', ...' if self.count > len(self.rows) else ''})"
         return f"{self.column}: {self.problem} x{self.count}{where if self.rows else ''}"
 
@@ -63,6 +64,7 @@ class DataValidationError(CcmlError):
         super().__init__(self.report())
 
     def report(self) -> str:
+        """Return every issue, one per line, under a count of them: the exception's message."""
         lines = [f"data validation failed with {len(self.issues)} problem(s):"]
         lines += [f"  - {issue.describe()}" for issue in self.issues]
         return "\n".join(lines)

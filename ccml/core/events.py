@@ -42,6 +42,7 @@ class ObjectCreated:
 
     @property
     def uri(self) -> str:
+        """The object as an ``s3://bucket/key`` URI (without its version)."""
         return f"s3://{self.bucket}/{self.key}"
 
     @property
@@ -64,6 +65,7 @@ class IgnoredMessage:
     key: str | None = None
 
     def summary(self) -> dict[str, str | None]:
+        """Return the message's fields for a log line (None where the message did not carry them)."""
         return {"kind": self.kind, "path": self.path, "bucket": self.bucket, "key": self.key}
 
 

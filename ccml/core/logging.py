@@ -16,6 +16,13 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 
 def configure_logging(level: str = "info", fmt: Literal["auto", "json", "console"] = "auto") -> None:
+    """Configure structlog for the whole process: one line per event, on stderr.
+
+    Args:
+        level: the lowest level logged: ``debug``, ``info``, ``warning`` or ``error`` (anything else
+            raises ``KeyError``).
+        fmt: ``json`` lines, ``console`` output, or ``auto``: JSON unless stderr is a terminal.
+    """
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())

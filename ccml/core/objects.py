@@ -79,30 +79,56 @@ class ObjectStore(ABC):
             raise ModelStoreError(f"{action} failed on {self.location()}: {exc}") from exc
 
     def location(self) -> str:
+        """Return where the objects live, for messages: ``describe()``'s ``location``, else the class name."""
         return self.describe().get("location", type(self).__name__)
 
     def read(self, key: str, limit: int, what: str = "an object") -> bytes | None:
+        """Return the bytes under ``key``, or None if there is no such object; ``what`` names it in errors.
+
+        Raises:
+            ArtifactIntegrityError: the object holds more than ``limit`` bytes, or is not a plain stored object.
+            ModelStoreError: the backend failed.
+        """
         return self._guard(f"reading {what}", lambda: self._read(key, limit))
 
     def write_new(self, key: str, data: bytes, what: str = "an object") -> None:
+        """Create the object ``key`` holding ``data``; never overwrites (of racing writers, exactly one succeeds).
+
+        Raises:
+            ObjectExistsError: ``key`` already exists.
+            ModelStoreError: the backend failed.
+        """
         self._guard(f"writing {what}", lambda: self._write_new(key, data))
 
     def swap(self, key: str, data: bytes, expected: str | None, what: str = "an object") -> None:
+        """Replace the object ``key`` if its change token is still ``expected`` (None: it must not exist yet).
+
+        Readers see the old bytes or the new ones, never a mix.
+
+        Raises:
+            ConcurrentUpdateError: another writer changed the object since ``expected`` was read.
+            ModelStoreError: the backend failed.
+        """
         self._guard(f"updating {what}", lambda: self._swap(key, data, expected))
 
     def token(self, key: str, what: str = "an object") -> str | None:
+        """Return the object's change token (it changes with every write), or None if absent; cheap enough to poll."""
         return self._guard(f"reading {what}", lambda: self._token(key))
 
     def list_keys(self, prefix: str, what: str = "objects") -> list[str]:
+        """Return every key under ``prefix`` (whole keys, in no particular order)."""
         return self._guard(f"listing {what}", lambda: self._list(prefix))
 
     def delete(self, key: str) -> None:
+        """Remove the object ``key`` (absent is fine): only to collect garbage, never for a committed version."""
         self._guard("collecting garbage", lambda: self._delete(key))
 
     def litter(self, older_than: float) -> list[str]:
+        """Return the backend's leftovers (temporary files) last changed before ``older_than``, a POSIX time."""
         return self._guard("collecting garbage", lambda: self._litter(older_than))
 
     def remove_litter(self, item: str) -> None:
+        """Remove one item that ``litter`` returned."""
         self._guard("collecting garbage", lambda: self._remove_litter(item))
 
     @staticmethod

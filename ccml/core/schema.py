@@ -93,12 +93,14 @@ class Feature(_Frozen):
 
     @property
     def category_list(self) -> list[Category]:
+        """The categories of a categorical feature; ``SchemaError`` for a feature of another type."""
         if self.categories is None:
             raise SchemaError(f"feature {self.name!r} ({self.type}) has no categories")
         return self.categories
 
     @property
     def is_numeric(self) -> bool:
+        """Whether the model takes the value as a number (numeric, integer and boolean features, not categorical)."""
         return self.type in ("numeric", "integer", "boolean")
 
     def example_value(self) -> Category | float | bool:
@@ -155,6 +157,7 @@ class FeatureSchema(_Frozen):
 
     @property
     def feature_names(self) -> list[str]:
+        """The features' API names, in schema order (the order of the model's input columns)."""
         return [f.name for f in self.features]
 
     @property
@@ -163,6 +166,7 @@ class FeatureSchema(_Frozen):
         return [f.column for f in self.features] + [self.target.column]
 
     def feature(self, name: str) -> Feature:
+        """Return the feature whose API name is ``name``; ``KeyError`` if there is none."""
         for feature in self.features:
             if feature.name == name:
                 return feature
@@ -174,10 +178,16 @@ class FeatureSchema(_Frozen):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def example_record(self) -> dict[str, Category | float | bool]:
+        """Return one valid record, each feature at its ``example_value`` (API examples, smoke predictions)."""
         return {f.name: f.example_value() for f in self.features}
 
     @classmethod
     def from_toml(cls, text: str, *, origin: str = "<string>") -> FeatureSchema:
+        """Parse and validate a schema from TOML text; ``origin`` names it in error messages.
+
+        Raises:
+            SchemaError: the text is not valid TOML, or not a valid schema (every problem, by field path).
+        """
         try:
             data: dict[str, Any] = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -186,6 +196,11 @@ class FeatureSchema(_Frozen):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, origin: str = "<dict>") -> FeatureSchema:
+        """Validate a schema from parsed data (a TOML table, a manifest's ``schema``); ``origin`` names it in errors.
+
+        Raises:
+            SchemaError: the data is not a valid schema; the message lists every problem by field path.
+        """
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

@@ -43,6 +43,7 @@ class ValidatedTable:
 
     @property
     def rows(self) -> int:
+        """Number of rows kept after dropping duplicates: the ones the training set and holdout are split from."""
         return len(self.features)
 
 
@@ -57,6 +58,8 @@ class TrainingResult:
 
 @dataclass(frozen=True)
 class ModelVersion:
+    """A committed version: its id, its manifest and the aliases pointing at it when it was listed (sorted)."""
+
     id: str
     manifest: Manifest
     aliases: tuple[str, ...] = ()
@@ -74,6 +77,8 @@ class Claim:
 
 @dataclass(frozen=True)
 class Prediction:
+    """One answer: the probability of completion, whether it reaches the decision threshold, and its label."""
+
     probability: float
     completed: bool
     label: str
@@ -84,4 +89,5 @@ class LambdaContext(Protocol):
 
     aws_request_id: str
 
-    def get_remaining_time_in_millis(self) -> int: ...
+    def get_remaining_time_in_millis(self) -> int:
+        """Return the milliseconds left before Lambda stops the invocation."""

@@ -32,10 +32,12 @@ GARBAGE_AGE_S: Final = 3600.0
 
 
 def new_version_id() -> str:
+    """Return a new version id: the UTC time to the microsecond, so ids sort by creation."""
     return utc_now().strftime(VERSION_FORMAT)
 
 
 def version_key(version: str, name: str) -> str:
+    """Return the store key of the file ``name`` of ``version``."""
     return f"versions/{version}/{name}"
 
 
@@ -92,6 +94,12 @@ class ModelVersions:
         )
 
     def manifest(self, version: str) -> Manifest:
+        """Return a committed version's manifest.
+
+        Raises:
+            ModelNotFoundError: ``version`` is not a version id, or no such version is committed.
+            ArtifactIntegrityError: the manifest is over ``METADATA_LIMIT`` bytes or not a valid manifest.
+        """
         if not VERSION_PATTERN.match(version):
             raise ModelNotFoundError(f"{version!r} is not a version id")
         data = self.objects.read(version_key(version, MANIFEST_FILE), METADATA_LIMIT, "a manifest")

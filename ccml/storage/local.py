@@ -28,6 +28,7 @@ class LocalDataSource(DataSource):
         self.max_bytes = max_bytes
 
     def describe(self) -> dict[str, str]:
+        """Return the backend name and the file's path (safe to log)."""
         return {"backend": "local", "location": str(self.path)}
 
     def _load(self) -> Dataset:
@@ -56,6 +57,7 @@ class LocalModelStore(ModelStore):
         self.root = Path(root)
 
     def describe(self) -> dict[str, str]:
+        """Return the backend name and the store's root directory (safe to log)."""
         return {"backend": "local", "location": str(self.root)}
 
     def _path(self, key: str) -> Path:
@@ -163,8 +165,10 @@ class LocalModelStore(ModelStore):
 
 
 def build_local_model_store(settings: Settings) -> LocalModelStore:
+    """Return the model store in ``CCML_HOME``'s ``models`` directory, with the configured store options."""
     return LocalModelStore(settings.models_root, **settings.store_options())
 
 
 def build_local_data_source(settings: Settings, location: str) -> LocalDataSource:
+    """Return a data source for a local path or ``file://`` URI (read only on ``load``)."""
     return LocalDataSource(Path(location.removeprefix("file://")))

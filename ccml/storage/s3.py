@@ -36,6 +36,10 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def make_client(max_attempts: int = 5, connect_timeout: float = 5.0, read_timeout: float = 60.0) -> S3Client:
+    """Return an S3 client configured by boto3's standard chain, with standard-mode retries.
+
+    ``connect_timeout`` and ``read_timeout`` are in seconds. boto3 is imported here, on first use.
+    """
     import boto3
     from botocore.config import Config
 
@@ -63,6 +67,7 @@ class S3DataSource(DataSource):
         self.max_bytes = max_bytes
 
     def describe(self) -> dict[str, str]:
+        """Return the backend name and the object's ``s3://`` URI (safe to log)."""
         return {"backend": "s3", "location": f"s3://{self.bucket}/{self.key}"}
 
     def _load(self) -> Dataset:
@@ -107,6 +112,7 @@ class S3ModelStore(ModelStore):
         self.prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
 
     def describe(self) -> dict[str, str]:
+        """Return the backend name and the store's ``s3://bucket/prefix/`` (safe to log)."""
         return {"backend": "s3", "location": f"s3://{self.bucket}/{self.prefix}"}
 
     def _key(self, key: str) -> str:
@@ -164,11 +170,21 @@ class S3ModelStore(ModelStore):
 
 
 def build_s3_model_store(settings: Settings) -> S3ModelStore:
+    """Return the model store under ``CCML_S3_BUCKET`` and ``CCML_S3_MODEL_PREFIX``, with the configured store options.
+
+    Raises:
+        ConfigError: ``CCML_S3_BUCKET`` is not set.
+    """
     if not settings.s3_bucket:
         raise ConfigError("CCML_STORAGE=s3 needs CCML_S3_BUCKET")
     return S3ModelStore(make_client(), settings.s3_bucket, settings.s3_model_prefix, **settings.store_options())
 
 
 def build_s3_data_source(settings: Settings, location: str) -> S3DataSource:
+    """Return a data source for ``location`` (``s3://bucket/key``), refusing objects over ``CCML_S3_MAX_DATA_BYTES``.
+
+    Raises:
+        DataSourceError: ``location`` is not of the form ``s3://bucket/key``.
+    """
     bucket, key = parse_s3_uri(location)
     return S3DataSource(make_client(), bucket, key, max_bytes=settings.s3_max_data_bytes)

@@ -49,6 +49,11 @@ class RecordEncoder:
         self.width = len(self.features)
 
     def encode(self, records: pd.DataFrame | Sequence[Mapping[str, Any]]) -> FloatMatrix:
+        """Return the records as a float matrix: one row per record, one column per feature in schema order.
+
+        Raises:
+            InvalidInputError: a DataFrame lacks a feature's column, or a boolean feature holds another value.
+        """
         # pandas is only imported by callers that have DataFrames: a process serving JSON
         # records never loads it (cold start), and then ``records`` cannot be a DataFrame.
         pandas = sys.modules.get("pandas")

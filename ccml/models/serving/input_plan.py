@@ -54,9 +54,11 @@ class InputPlan:
 
     @property
     def width(self) -> int:
+        """Number of columns the estimator takes."""
         return len(self.numeric) + sum(c.width for c in self.categorical)
 
     def to_json(self) -> str:
+        """Return the plan as JSON, the form kept in the ONNX graph's metadata (``from_json`` reads it back)."""
         return json.dumps(
             {
                 "numeric": [[c.source, c.fill, c.shift, c.scale] for c in self.numeric],
@@ -66,6 +68,7 @@ class InputPlan:
 
     @classmethod
     def from_json(cls, text: str) -> InputPlan:
+        """Rebuild a plan from ``to_json``'s text; other text raises ``ValueError``, ``KeyError`` or ``TypeError``."""
         raw = json.loads(text)
         return cls(
             tuple(NumericColumn(int(s), float(f), float(m), float(d)) for s, f, m, d in raw["numeric"]),

@@ -32,6 +32,10 @@ LARGE_BATCH = 2048
 
 
 def ort_session(graph: bytes, threads: int) -> Any:
+    """Return an ONNX Runtime CPU session for ``graph`` with ``threads`` intra-op threads that do not spin when idle.
+
+    Raises whatever ONNX Runtime raises for a graph it cannot load.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -96,6 +100,14 @@ class OnnxPredictor(Predictor):
 
 
 def build_onnx_predictor(settings: Settings, artifact: ModelArtifact) -> Predictor:
+    """Return the ONNX predictor for ``artifact``, at the configured decision threshold.
+
+    With ``CCML_ONNX_FALLBACK`` set, a version without a usable ONNX graph is served by the
+    scikit-learn predictor instead (logged).
+
+    Raises:
+        PredictionError: the version has no usable ``model.onnx`` and the fallback is off.
+    """
     try:
         return OnnxPredictor(artifact, threshold=settings.decision_threshold)
     except PredictionError as exc:

@@ -26,4 +26,10 @@ class SklearnPredictor(Predictor):
 
 
 def build_sklearn_predictor(settings: Settings, artifact: ModelArtifact) -> SklearnPredictor:
+    """Return a scikit-learn predictor for ``artifact``, at the configured decision threshold.
+
+    Raises:
+        ArtifactIntegrityError: the version's pipeline is missing, untrusted, made by another
+            scikit-learn major.minor, or not a ccml pipeline.
+    """
     return SklearnPredictor(artifact, threshold=settings.decision_threshold)

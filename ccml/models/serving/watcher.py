@@ -25,12 +25,21 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class ReloadResult:
+    """The outcome of one ``ChampionWatcher.check``: whether the model changed, the version serving, any error."""
+
     changed: bool
     version: str | None
     error: str | None = None
 
 
 class ChampionWatcher:
+    """The live ``Predictor`` of one alias, replaced only by a version that passed verification.
+
+    ``current`` is read without a lock: a request reads it once and is answered by that version.
+    ``check`` holds a lock and blocks while it loads a new version. ``on_reload``, if given, gets
+    (success, version serving) after each swap and each failed reload (an unset alias aside).
+    """
+
     def __init__(
         self,
         store: ModelStore,
@@ -51,6 +60,7 @@ class ChampionWatcher:
 
     @property
     def version(self) -> str | None:
+        """The version serving now, or None before the first successful load."""
         current = self.current
         return current.version if current else None
 
