@@ -24,6 +24,7 @@ from ccml.core.settings import Settings
 from ccml.models.serving.sklearn import SklearnPredictor
 from ccml.models.training.synthetic import generate
 from ccml.models.training.trainers import RandomForestTrainer
+from ccml.models.training.fitting import train_and_evaluate
 from ccml.models.training.validation import validate
 from ccml.storage.local import LocalDataSource
 
@@ -42,7 +43,7 @@ def main() -> None:
         path = Path(folder) / "sample.csv"
         generate(schema, 5000, seed=7).to_csv(path, index=False)
         table = validate(LocalDataSource(path).load(), schema)
-    result = RandomForestTrainer().fit(table)
+    result = train_and_evaluate(RandomForestTrainer(), table)
     predictor = SklearnPredictor(result.artifact)
     pipeline = result.artifact.pipeline
     record: dict[str, Any] = dict(schema.example_record())

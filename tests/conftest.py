@@ -23,7 +23,7 @@ from ccml.models.training.synthetic import generate
 from ccml.models.training.trainers import RandomForestTrainer
 from ccml.models.training.validation import validate
 from ccml.storage.local import LocalModelStore
-from tests.helpers import FAST_PARAMS, dataset_from_frame
+from tests.helpers import FAST_PARAMS, dataset_from_frame, fit
 
 # The autouse environment fixture below is function-scoped; it only removes CCML_* variables
 # and changes directory, which is safe to share between the examples of one test.
@@ -90,7 +90,7 @@ def table(schema: FeatureSchema, sample_frame: pd.DataFrame) -> ValidatedTable:
 @pytest.fixture(scope="session")
 def training(table: ValidatedTable) -> TrainingResult:
     """One small random forest fitted on the sample, shared by read-only tests."""
-    return RandomForestTrainer(FAST_PARAMS["random_forest"]).fit(table)
+    return fit(RandomForestTrainer(FAST_PARAMS["random_forest"]), table)
 
 
 @pytest.fixture

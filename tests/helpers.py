@@ -9,10 +9,12 @@ from typing import Any, Final
 import pandas as pd
 import pytest
 
-from ccml.core.contracts import ModelStore
+from ccml.core.contracts import ModelStore, Trainer
 from ccml.core.errors import DataValidationError, ValidationIssue
 from ccml.core.schema import FeatureSchema
-from ccml.core.types import Dataset
+from ccml.core.types import Dataset, TrainingResult, ValidatedTable
+from ccml.models.training.export import export_for_serving
+from ccml.models.training.fitting import EvaluationPlan, train_and_evaluate
 from ccml.models.training.validation import validate
 from ccml.storage.csv_text import read_csv_text
 
@@ -81,3 +83,8 @@ def only_issue(issues: list[ValidationIssue], column: str) -> ValidationIssue:
 def column_of_type(schema: FeatureSchema, kind: str) -> str:
     """The CSV column of the schema's first feature of type ``kind``."""
     return next(f.column for f in schema.features if f.type == kind)
+
+
+def fit(trainer: Trainer, table: ValidatedTable, *, cv_folds: int = 0, serving: str = "onnx") -> TrainingResult:
+    """Train and evaluate as the workflow does, with the export for ``serving`` (as saved versions have)."""
+    return export_for_serving(serving, train_and_evaluate(trainer, table, EvaluationPlan(cv_folds=cv_folds)))

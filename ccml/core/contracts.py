@@ -20,7 +20,8 @@ from ccml.core.claims import ClaimBook
 from ccml.core.errors import CcmlError, DataSourceError, ModelNotFoundError, PredictionError, TrainingError
 from ccml.core.objects import ObjectStore
 from ccml.core.records import AliasRecord, HistoryEvent
-from ccml.core.types import Claim, Dataset, ModelVersion, Prediction, TrainingResult, ValidatedTable
+from ccml.core.schema import FeatureSchema
+from ccml.core.types import Claim, Dataset, ModelVersion, Prediction
 from ccml.core.versions import GARBAGE_AGE_S, VERSION_PATTERN, ModelVersions, new_version_id
 from ccml.core.versions import METADATA_LIMIT as METADATA_LIMIT
 from ccml.core.versions import VERSION_FORMAT as VERSION_FORMAT
@@ -33,6 +34,7 @@ log = structlog.get_logger(__name__)
 # A string alias: pandas stays unimported in a process that serves from JSON records.
 Records: TypeAlias = "pd.DataFrame | Sequence[Mapping[str, Any]]"
 Probabilities = np.ndarray[Any, np.dtype[np.float64]]
+Labels = np.ndarray[Any, np.dtype[np.int8]]
 
 
 class DataSource(ABC):
@@ -168,23 +170,47 @@ class ModelStore(ObjectStore):
         self._claims.fail(identity, error)
 
 
+class FittedModel(ABC):
+    """A fitted model as the training workflow sees it: it scores feature tables and
+    serializes itself. The workflow does the rest (split, scoring, manifest, export)."""
+
+    #: The hyper-parameters it was fitted with, recorded in the manifest.
+    params: dict[str, Any]
+
+    @abstractmethod
+    def predict_proba(self, features: pd.DataFrame) -> Probabilities:
+        """The probability of completion of each row of ``features`` (schema feature names)."""
+
+    @abstractmethod
+    def files(self) -> dict[str, bytes]:
+        """The version's model files, named as in ``ccml.core.model_files.ARTIFACT_FILES``
+        (none is fine: a model served only through an exported file)."""
+
+
 class Trainer(ABC):
-    """Fits a pipeline on a validated table and returns the model with its evaluation."""
+    """Fits a model on a table's feature columns and completion labels.
+
+    Only the fit is a trainer's job: the workflow splits, cross-validates (by fitting again),
+    scores, writes the manifest and exports for the serving backend, whatever the trainer.
+    """
 
     name: ClassVar[str]
 
-    def fit(self, table: ValidatedTable) -> TrainingResult:
+    def fit(self, features: pd.DataFrame, target: Labels, schema: FeatureSchema) -> FittedModel:
+        """Fit on ``features`` (typed columns named as ``schema``'s features) and ``target`` (1 = completed)."""
         try:
-            return self._fit(table)
+            return self._fit(features, target, schema)
         except CcmlError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # the trainer's boundary: its library's errors become ours
             raise TrainingError(f"{self.name} training failed: {exc}") from exc
 
     @abstractmethod
-    def _fit(self, table: ValidatedTable) -> TrainingResult: ...
+    def _fit(self, features: pd.DataFrame, target: Labels, schema: FeatureSchema) -> FittedModel:
+        """Fit and return the model; ``fit`` wraps any exception into ``TrainingError``."""
 
     def describe(self) -> dict[str, str]:
+        """What this trainer is, safe to log."""
         return {"trainer": self.name}
 
 

@@ -54,6 +54,9 @@ class TrainingResult:
     artifact: ModelArtifact
     holdout_features: pd.DataFrame
     holdout_target: np.ndarray[Any, np.dtype[np.int8]]
+    # The fitted model and its completion probabilities on the holdout, for the export step.
+    model: Any = None
+    holdout_scores: np.ndarray[Any, np.dtype[np.float64]] | None = None
 
 
 @dataclass(frozen=True)

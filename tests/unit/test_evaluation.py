@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.base import clone
 
 from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.training.evaluation import (
@@ -15,6 +14,8 @@ from ccml.models.training.evaluation import (
     holdout_split,
     metric_value,
 )
+from ccml.models.training.trainers import RandomForestTrainer
+from tests.helpers import FAST_PARAMS
 
 RNG = np.random.default_rng(0)
 TARGET = (RNG.random(400) < 0.4).astype(np.int8)
@@ -91,8 +92,9 @@ def test_holdout_split_changes_with_random_state() -> None:
 
 def test_cross_validation_reports_mean_and_std_per_metric(training: TrainingResult, table: ValidatedTable) -> None:
     folds: list[int] = []
+    trainer = RandomForestTrainer(FAST_PARAMS["random_forest"])
     cv = cross_validate(
-        clone(training.artifact.pipeline),
+        lambda features, target: trainer.fit(features, target, table.schema),
         table.features,
         table.target,
         folds=3,

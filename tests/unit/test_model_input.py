@@ -25,6 +25,7 @@ from ccml.models.serving.onnx import OnnxPredictor
 from ccml.models.training.export import export_onnx, plan_from_pipeline
 from ccml.models.training.features import build_feature_pipeline
 from ccml.models.training.trainers import LogisticRegressionTrainer
+from tests.helpers import fit
 from tests.strategies import records
 
 SCHEMA = load_schema()
@@ -34,7 +35,7 @@ ENCODER = RecordEncoder(SCHEMA)
 @pytest.fixture(scope="module")
 def scaled(table: ValidatedTable) -> TrainingResult:
     """A pipeline with the StandardScaler step (logistic regression's)."""
-    return LogisticRegressionTrainer().fit(table)
+    return fit(LogisticRegressionTrainer(), table)
 
 
 def _plan(result: TrainingResult) -> InputPlan:

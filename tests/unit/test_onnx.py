@@ -25,7 +25,7 @@ from ccml.models.training.export import PARITY_TOLERANCE
 from ccml.models.training.trainers import HistGradientBoostingTrainer, LogisticRegressionTrainer, RandomForestTrainer
 from ccml.models.training.validation import validate
 from ccml.storage.local import LocalModelStore
-from tests.helpers import dataset_from_frame
+from tests.helpers import dataset_from_frame, fit
 
 ENGAGEMENT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "course-engagement"
 TRAINERS = [RandomForestTrainer, HistGradientBoostingTrainer, LogisticRegressionTrainer]
@@ -41,7 +41,7 @@ def _assert_parity(result: TrainingResult, features: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize("trainer", TRAINERS, ids=lambda t: t.name)
 def test_onnx_matches_sklearn_on_synthetic_data(trainer: type[RandomForestTrainer], table: ValidatedTable) -> None:
-    result = trainer({"n_estimators": 20} if trainer is RandomForestTrainer else None).fit(table)
+    result = fit(trainer({"n_estimators": 20} if trainer is RandomForestTrainer else None), table)
     _assert_parity(result, table.features)
     assert result.artifact.manifest.notes["onnx"].startswith("converted")
 
@@ -51,7 +51,7 @@ def test_onnx_matches_sklearn_on_synthetic_data(trainer: type[RandomForestTraine
 def test_onnx_matches_sklearn_on_the_engagement_data(trainer: type[RandomForestTrainer], schema: FeatureSchema) -> None:
     frame = pd.read_csv(ENGAGEMENT / "online_course_engagement_data.csv", dtype=str)
     table = validate(dataset_from_frame(frame), schema)
-    result = trainer().fit(table)  # ccml's defaults: the model that would really be served
+    result = fit(trainer(), table)  # ccml's defaults: the model that would really be served
     _assert_parity(result, table.features)
 
 
@@ -62,7 +62,7 @@ def test_failed_conversion_still_trains_and_the_manifest_says_why(
         raise RuntimeError("no kernel for this operator")
 
     monkeypatch.setattr(export, "ort_session", broken_session)
-    result = RandomForestTrainer({"n_estimators": 5}).fit(table)
+    result = fit(RandomForestTrainer({"n_estimators": 5}), table)
     assert ONNX_FILE not in result.artifact.files
     assert "no kernel for this operator" in result.artifact.manifest.notes["onnx"]
     monkeypatch.undo()
@@ -72,7 +72,7 @@ def test_failed_conversion_still_trains_and_the_manifest_says_why(
 
 def test_parity_failure_is_not_shipped(monkeypatch: pytest.MonkeyPatch, table: ValidatedTable) -> None:
     monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)
-    result = RandomForestTrainer({"n_estimators": 5}).fit(table)
+    result = fit(RandomForestTrainer({"n_estimators": 5}), table)
     assert ONNX_FILE not in result.artifact.files
     assert "parity failed" in result.artifact.manifest.notes["onnx"]
 
@@ -81,7 +81,7 @@ def test_fallback_serves_a_version_without_onnx_with_sklearn_only_when_configure
     monkeypatch: pytest.MonkeyPatch, table: ValidatedTable
 ) -> None:
     monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)
-    artifact = RandomForestTrainer({"n_estimators": 5}).fit(table).artifact
+    artifact = fit(RandomForestTrainer({"n_estimators": 5}), table).artifact
     with pytest.raises(PredictionError):
         build_onnx_predictor(Settings(), artifact)
     assert isinstance(build_onnx_predictor(Settings(onnx_fallback=True), artifact), SklearnPredictor)

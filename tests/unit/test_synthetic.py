@@ -10,7 +10,7 @@ from ccml.core.schema import FeatureSchema, load_schema
 from ccml.models.training.synthetic import generate
 from ccml.models.training.trainers import RandomForestTrainer
 from ccml.models.training.validation import validate
-from tests.helpers import FAST_PARAMS, dataset_from_frame
+from tests.helpers import FAST_PARAMS, dataset_from_frame, fit
 
 EXAMPLE_SCHEMA = Path(__file__).resolve().parents[2] / "examples" / "schemas" / "kddcup2015.toml"
 ROWS = 2000
@@ -54,7 +54,7 @@ def test_different_seeds_give_different_frames(schema: FeatureSchema) -> None:
 
 def test_model_reaches_a_meaningful_but_imperfect_roc_auc(frame: pd.DataFrame, schema: FeatureSchema) -> None:
     table = validate(dataset_from_frame(frame), schema)
-    auc = RandomForestTrainer(FAST_PARAMS["random_forest"]).fit(table).artifact.manifest.evaluation.holdout.roc_auc
+    auc = fit(RandomForestTrainer(FAST_PARAMS["random_forest"]), table).artifact.manifest.evaluation.holdout.roc_auc
     assert 0.80 <= auc <= 0.95
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,13 +11,16 @@ from ccml.core.errors import ConfigError, TrainingError
 from ccml.core.registry import TRAINERS
 from ccml.core.settings import Settings
 from ccml.core.types import ValidatedTable
+from ccml.models.training.fitting import EvaluationPlan
 from ccml.models.training.trainers import (
     HistGradientBoostingTrainer,
     LogisticRegressionTrainer,
     RandomForestTrainer,
     SklearnTrainer,
 )
-from tests.helpers import FAST_PARAMS
+from ccml.models.training.workflow import RetrainWorkflow
+from ccml.storage.local import LocalModelStore
+from tests.helpers import FAST_PARAMS, fit
 
 TRAINER_CLASSES: list[type[SklearnTrainer]] = [
     RandomForestTrainer,
@@ -33,8 +37,8 @@ def _trainer(cls: type[SklearnTrainer], **kwargs: Any) -> SklearnTrainer:
 def test_same_data_and_random_state_give_identical_predictions(
     cls: type[SklearnTrainer], table: ValidatedTable
 ) -> None:
-    first = _trainer(cls).fit(table)
-    second = _trainer(cls).fit(table)
+    first = fit(_trainer(cls), table)
+    second = fit(_trainer(cls), table)
     np.testing.assert_array_equal(
         first.artifact.pipeline.predict_proba(table.features), second.artifact.pipeline.predict_proba(table.features)
     )
@@ -43,7 +47,7 @@ def test_same_data_and_random_state_give_identical_predictions(
 
 @pytest.mark.parametrize("cls", TRAINER_CLASSES, ids=lambda cls: cls.name)
 def test_trainer_learns_signal_from_synthetic_data(cls: type[SklearnTrainer], table: ValidatedTable) -> None:
-    metrics = _trainer(cls).fit(table).artifact.manifest.evaluation.holdout
+    metrics = fit(_trainer(cls), table).artifact.manifest.evaluation.holdout
     assert metrics.roc_auc > 0.75
     assert metrics.n_rows == round(table.rows * 0.2)
 
@@ -60,14 +64,20 @@ def test_unknown_hyper_parameter_in_settings_fails_when_building() -> None:
         TRAINERS.get(settings.trainer)(settings)
 
 
-def test_settings_reach_the_trainer() -> None:
+def test_settings_reach_the_trainer_and_the_workflow_s_evaluation(tmp_path: Path) -> None:
     settings = Settings(
-        trainer_params={"n_estimators": 7}, holdout_fraction=0.3, cv_folds=3, random_state=5, decision_threshold=0.4
+        home=tmp_path,
+        trainer_params={"n_estimators": 7},
+        holdout_fraction=0.3,
+        cv_folds=3,
+        random_state=5,
+        decision_threshold=0.4,
     )
     trainer = RandomForestTrainer.from_settings(settings)
     assert trainer.params["n_estimators"] == 7
     assert trainer.params["random_state"] == 5
-    assert (trainer.holdout_fraction, trainer.cv_folds, trainer.threshold) == (0.3, 3, 0.4)
+    workflow = RetrainWorkflow.from_settings(settings, LocalModelStore(tmp_path / "store"), trainer)
+    assert workflow.evaluation == EvaluationPlan(holdout_fraction=0.3, cv_folds=3, random_state=5, threshold=0.4)
 
 
 def test_user_parameters_override_defaults_and_random_state_is_fixed() -> None:
@@ -78,8 +88,8 @@ def test_user_parameters_override_defaults_and_random_state_is_fixed() -> None:
 
 
 def test_different_random_state_gives_a_different_forest(table: ValidatedTable) -> None:
-    first = RandomForestTrainer(FAST_PARAMS["random_forest"], random_state=1).fit(table)
-    second = RandomForestTrainer(FAST_PARAMS["random_forest"], random_state=2).fit(table)
+    first = fit(RandomForestTrainer(FAST_PARAMS["random_forest"], random_state=1), table)
+    second = fit(RandomForestTrainer(FAST_PARAMS["random_forest"], random_state=2), table)
     assert not np.array_equal(
         first.artifact.pipeline.predict_proba(table.features), second.artifact.pipeline.predict_proba(table.features)
     )
@@ -87,7 +97,7 @@ def test_different_random_state_gives_a_different_forest(table: ValidatedTable) 
 
 def test_manifest_records_trainer_params_data_and_files(table: ValidatedTable) -> None:
     trainer = _trainer(RandomForestTrainer)
-    result = trainer.fit(table)
+    result = fit(trainer, table)
     manifest = result.artifact.manifest
     assert manifest.trainer == "random_forest"
     assert manifest.params == trainer.params
@@ -102,27 +112,27 @@ def test_manifest_records_trainer_params_data_and_files(table: ValidatedTable) -
 
 
 def test_holdout_rows_are_returned_for_the_gate(table: ValidatedTable) -> None:
-    result = _trainer(RandomForestTrainer).fit(table)
+    result = fit(_trainer(RandomForestTrainer), table)
     spec = result.artifact.manifest.holdout
     assert len(result.holdout_features) == len(result.holdout_target) == spec.holdout_rows
     assert list(result.holdout_features.columns) == table.schema.feature_names
 
 
 def test_cross_validation_is_recorded_when_enabled(table: ValidatedTable) -> None:
-    result = RandomForestTrainer({"n_estimators": 5, "n_jobs": 1}, cv_folds=2).fit(table)
+    result = fit(RandomForestTrainer({"n_estimators": 5, "n_jobs": 1}), table, cv_folds=2)
     cv = result.artifact.manifest.evaluation.cross_validation
     assert cv is not None
     assert cv.folds == 2
-    assert _trainer(RandomForestTrainer).fit(table).artifact.manifest.evaluation.cross_validation is None
+    assert fit(_trainer(RandomForestTrainer), table).artifact.manifest.evaluation.cross_validation is None
 
 
 def test_random_forest_predicts_single_threaded_after_fit(table: ValidatedTable) -> None:
-    result = RandomForestTrainer({"n_estimators": 5, "n_jobs": 2}).fit(table)
+    result = fit(RandomForestTrainer({"n_estimators": 5, "n_jobs": 2}), table)
     assert result.artifact.pipeline.named_steps["clf"].n_jobs is None
 
 
 def test_logistic_regression_scales_numeric_features(table: ValidatedTable) -> None:
-    result = _trainer(LogisticRegressionTrainer).fit(table)
+    result = fit(_trainer(LogisticRegressionTrainer), table)
     numeric = result.artifact.pipeline.named_steps["features"].named_transformers_["numeric"]
     assert "scale" in numeric.named_steps
 
@@ -130,7 +140,7 @@ def test_logistic_regression_scales_numeric_features(table: ValidatedTable) -> N
 def test_estimator_failure_is_wrapped_in_training_error(table: ValidatedTable) -> None:
     trainer = RandomForestTrainer({"n_estimators": 5, "max_depth": -3})
     with pytest.raises(TrainingError, match="random_forest training failed"):
-        trainer.fit(table)
+        fit(trainer, table)
 
 
 # The large-table default: a per-tree row cap (max_samples) once the training part is large.
@@ -184,7 +194,7 @@ def test_other_trainers_do_not_adapt_params_to_the_size(cls: type[SklearnTrainer
 def test_capped_forest_is_fitted_recorded_and_bounded(table: ValidatedTable, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(RandomForestTrainer, "max_rows_per_tree", 100)
     trainer = RandomForestTrainer({"n_estimators": 5, "n_jobs": 1})
-    result = trainer.fit(table)
+    result = fit(trainer, table)
     manifest = result.artifact.manifest
     assert manifest.params == {**trainer.params, "max_samples": 100}
     forest = result.artifact.pipeline.named_steps["clf"]
@@ -196,6 +206,6 @@ def test_capped_forest_is_fitted_recorded_and_bounded(table: ValidatedTable, mon
 
 def test_uncapped_forest_records_the_params_as_given(table: ValidatedTable) -> None:
     trainer = RandomForestTrainer({"n_estimators": 5, "n_jobs": 1})
-    result = trainer.fit(table)
+    result = fit(trainer, table)
     assert result.artifact.manifest.params == trainer.params
     assert result.artifact.pipeline.named_steps["clf"].max_samples is None

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -22,6 +21,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from ccml.core.artifact import ConfusionMatrix, CrossValidation, HoldoutSpec, Metrics
+from ccml.core.contracts import FittedModel
 
 Labels = np.ndarray[Any, np.dtype[np.int8]]
 Scores = np.ndarray[Any, np.dtype[np.float64]]
@@ -79,7 +79,7 @@ def metric_value(metrics: Metrics, name: str) -> float:
 
 
 def cross_validate(
-    pipeline: Any,
+    fit: Callable[[pd.DataFrame, Labels], FittedModel],
     features: pd.DataFrame,
     target: Labels,
     *,
@@ -88,12 +88,13 @@ def cross_validate(
     threshold: float,
     progress: Callable[[int, Metrics], None] | None = None,
 ) -> CrossValidation:
-    """Stratified k-fold: fit a clone per fold, score its held-out fold, report mean and std."""
+    """Stratified k-fold: ``fit`` a model per fold, score its held-out fold, report mean and std."""
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
     per_fold: list[Metrics] = []
     for fold, (train, test) in enumerate(splitter.split(features, target), start=1):
-        model = clone(pipeline).fit(features.iloc[train], target[train])
-        metrics = compute_metrics(target[test], model.predict_proba(features.iloc[test])[:, 1], threshold)
+        model = fit(features.iloc[train].reset_index(drop=True), target[train])
+        scores = model.predict_proba(features.iloc[test].reset_index(drop=True))
+        metrics = compute_metrics(target[test], scores, threshold)
         per_fold.append(metrics)
         if progress is not None:
             progress(fold, metrics)

@@ -12,9 +12,10 @@ scikit-learn, or the ONNX file is not shipped and the manifest says why.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import structlog
@@ -23,9 +24,12 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from ccml.core.model_files import ONNX_FILE
+from ccml.core.types import TrainingResult
 from ccml.models.serving.encoding import FloatMatrix
 from ccml.models.serving.input_plan import CategoricalColumn, InputPlan, NumericColumn
 from ccml.models.serving.onnx import PLAN_KEY, completion_column, ort_session
+from ccml.models.training.fitting import with_files
 
 log = structlog.get_logger(__name__)
 
@@ -151,3 +155,46 @@ def export_onnx(pipeline: Any, holdout: FloatMatrix, scores: Any) -> tuple[bytes
     form = "estimator + input plan" if plan is not None else "whole graph"
     checked = f"{len(holdout):,} holdout rows"
     return graph, f"converted ({form}); parity on {checked}: labels identical, max |p diff| {difference:.1e}"
+
+
+@runtime_checkable
+class OnnxExportable(Protocol):
+    """A fitted model that is not a scikit-learn pipeline and makes its own ONNX graph.
+
+    The graph takes ``RecordEncoder`` rows (float32, schema order, NaN for missing values,
+    category indexes) as its one input and gives per-class probabilities as its last output,
+    ``[not completed, completed]``. Parity with the model is checked by the workflow's
+    serving check, like every export.
+    """
+
+    def onnx_graph(self) -> bytes:
+        """The model as a serialized ONNX graph."""
+
+
+def export_for_serving(backend: str, result: TrainingResult) -> TrainingResult:
+    """Add the files the ``backend`` serving backend needs to ``result``'s artifact.
+
+    The ``onnx`` backend gets ``model.onnx`` (converted and parity-checked for scikit-learn
+    pipelines, made by the model itself for an ``OnnxExportable``); the manifest's
+    ``notes.onnx`` says how, or why there is none. Other backends serve the model's own files.
+    """
+    if backend != "onnx":
+        return result
+    model = result.model
+    pipeline = getattr(model, "pipeline", None)
+    if pipeline is not None and result.holdout_scores is not None:
+        encoded = pipeline[0].transform(result.holdout_features[:PARITY_ROWS])
+        positive = result.holdout_scores[:PARITY_ROWS]
+        # scikit-learn's two-column answer, rebuilt from the holdout scores (no second scoring).
+        scores = np.column_stack([1.0 - positive, positive])
+        graph, note = export_onnx(pipeline, encoded, scores)
+    elif isinstance(model, OnnxExportable):
+        graph, note = model.onnx_graph(), "made by the trainer's model; parity checked on the holdout before promotion"
+    else:
+        graph, note = None, f"not converted: {type(model).__name__} has no ONNX export"
+    files = dict(result.artifact.files)
+    if graph is not None:
+        files[ONNX_FILE] = graph
+    notes = {**result.artifact.manifest.notes, "onnx": note}
+    artifact = with_files(result.artifact.manifest.model_copy(update={"notes": notes}), files, pipeline)
+    return dataclasses.replace(result, artifact=artifact)

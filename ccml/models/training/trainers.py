@@ -1,34 +1,49 @@
-"""Built-in trainers: scikit-learn estimators behind the schema-built feature pipeline."""
+"""Built-in trainers: scikit-learn estimators behind the schema-built feature pipeline.
+
+A trainer only fits; splitting, scoring, the manifest and export are the workflow's
+(``ccml.models.training.fitting``, ``ccml.models.training.export``)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import structlog
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from ccml.core.artifact import DataInfo, Evaluation, Manifest, ModelArtifact
-from ccml.core.contracts import Trainer
+from ccml.core.artifact import MODEL_FILE
+from ccml.core.contracts import FittedModel, Labels, Probabilities, Trainer
 from ccml.core.errors import ConfigError
-from ccml.core.model_files import ONNX_FILE
+from ccml.core.model_files import dump_pipeline
+from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
-from ccml.core.types import TrainingResult, ValidatedTable
-from ccml.models.training.evaluation import compute_metrics, cross_validate, holdout_split
-from ccml.models.training.export import export_onnx
 from ccml.models.training.features import build_feature_pipeline
 
 log = structlog.get_logger(__name__)
 
 
-class SklearnTrainer(Trainer):
-    """Holdout split -> optional k-fold CV -> fit on the training part -> score the holdout.
+class SklearnModel(FittedModel):
+    """A fitted ``build_feature_pipeline`` pipeline: stored as skops, exported to ONNX by the workflow."""
 
-    The model is fitted on the training part only, so its holdout scores are honest and the
-    promotion gate can score the current champion on the very same rows.
+    def __init__(self, pipeline: Any, params: dict[str, Any]) -> None:
+        self.pipeline = pipeline
+        self.params = params
+        self._positive = list(pipeline.classes_).index(1)
+
+    def predict_proba(self, features: pd.DataFrame) -> Probabilities:
+        """The completion column of the pipeline's ``predict_proba``."""
+        return np.asarray(self.pipeline.predict_proba(features)[:, self._positive], dtype=np.float64)
+
+    def files(self) -> dict[str, bytes]:
+        """``model.skops``: the pipeline with ccml's trusted types only."""
+        return {MODEL_FILE: dump_pipeline(self.pipeline)}
+
+
+class SklearnTrainer(Trainer):
+    """A scikit-learn estimator behind the schema-built feature pipeline.
 
     The estimator's parameters are ``params_for(training rows)``: ``self.params`` (class
     defaults overridden by the user's), which a subclass may adapt to the table's size for
@@ -39,15 +54,7 @@ class SklearnTrainer(Trainer):
     default_params: ClassVar[dict[str, Any]] = {}
     scale_numeric: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        params: dict[str, Any] | None = None,
-        *,
-        holdout_fraction: float = 0.2,
-        cv_folds: int = 0,
-        random_state: int = 42,
-        threshold: float = 0.5,
-    ) -> None:
+    def __init__(self, params: dict[str, Any] | None = None, *, random_state: int = 42) -> None:
         valid = set(self.estimator_class().get_params())
         unknown = sorted(set(params or {}) - valid)
         if unknown:
@@ -56,22 +63,15 @@ class SklearnTrainer(Trainer):
         self.params = {**self.default_params, **self.user_params}
         if "random_state" in valid:
             self.params.setdefault("random_state", random_state)
-        self.holdout_fraction = holdout_fraction
-        self.cv_folds = cv_folds
         self.random_state = random_state
-        self.threshold = threshold
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SklearnTrainer:
-        return cls(
-            settings.trainer_params,
-            holdout_fraction=settings.holdout_fraction,
-            cv_folds=settings.cv_folds,
-            random_state=settings.random_state,
-            threshold=settings.decision_threshold,
-        )
+        """The trainer with ``CCML_TRAINER_PARAMS`` and ``CCML_RANDOM_STATE``."""
+        return cls(settings.trainer_params, random_state=settings.random_state)
 
     def describe(self) -> dict[str, str]:
+        """The trainer's name and parameters, safe to log."""
         return {"trainer": self.name, "params": str(self.params)}
 
     def params_for(self, train_rows: int) -> dict[str, Any]:
@@ -81,66 +81,15 @@ class SklearnTrainer(Trainer):
         """
         return dict(self.params)
 
-    def _fit(self, table: ValidatedTable) -> TrainingResult:
-        train, holdout, spec = holdout_split(table.rows, table.target, self.holdout_fraction, self.random_state)
-        # Resolved on the training part's size; cross-validation folds (about as large) reuse them.
-        params = self.params_for(len(train))
+    def _fit(self, features: pd.DataFrame, target: Labels, schema: FeatureSchema) -> SklearnModel:
+        params = self.params_for(len(features))
         if params != self.params:
             changed = {key: value for key, value in params.items() if self.params.get(key) != value}
-            log.info("params_adapted_to_data_size", trainer=self.name, train_rows=len(train), params=changed)
-        pipeline = build_feature_pipeline(
-            table.schema, self.estimator_class(**params), scale_numeric=self.scale_numeric
-        )
-        cv = None
-        if self.cv_folds:
-            started = time.perf_counter()
-            cv = cross_validate(
-                pipeline,
-                table.features,
-                table.target,
-                folds=self.cv_folds,
-                random_state=self.random_state,
-                threshold=self.threshold,
-                progress=lambda fold, m: log.info(
-                    "cv_fold_scored", fold=fold, of=self.cv_folds, roc_auc=round(m.roc_auc, 4)
-                ),
-            )
-            log.info(
-                "cv_finished",
-                folds=self.cv_folds,
-                roc_auc=round(cv.mean["roc_auc"], 4),
-                seconds=round(time.perf_counter() - started, 2),
-            )
-        started = time.perf_counter()
-        pipeline.fit(table.features.iloc[train], table.target[train])
+            log.info("params_adapted_to_data_size", trainer=self.name, train_rows=len(features), params=changed)
+        pipeline = build_feature_pipeline(schema, self.estimator_class(**params), scale_numeric=self.scale_numeric)
+        pipeline.fit(features, target)
         self._prepare_for_serving(pipeline)
-        log.info("model_fitted", trainer=self.name, rows=len(train), seconds=round(time.perf_counter() - started, 2))
-        holdout_features = table.features.iloc[holdout].reset_index(drop=True)
-        holdout_target = table.target[holdout]
-        # Encoded and scored once: the metrics and the ONNX parity check share the scores.
-        encoded = pipeline[0].transform(holdout_features)
-        scores = pipeline[1:].predict_proba(encoded)
-        metrics = compute_metrics(holdout_target, scores[:, 1], self.threshold)
-        graph, onnx_note = export_onnx(pipeline, encoded, scores)
-        manifest = Manifest(
-            trainer=self.name,
-            params=params,
-            schema_=table.schema.model_dump(mode="json"),
-            schema_fingerprint=table.schema.fingerprint(),
-            data=DataInfo(
-                fingerprint=table.fingerprint,
-                source=table.source,
-                rows_read=table.rows_read,
-                duplicates_dropped=table.duplicates_dropped,
-                rows_used=table.rows,
-                positives=int(np.sum(table.target)),
-            ),
-            holdout=spec,
-            evaluation=Evaluation(holdout=metrics, cross_validation=cv),
-            notes={"onnx": onnx_note},
-        )
-        extras = {ONNX_FILE: graph} if graph is not None else {}
-        return TrainingResult(ModelArtifact.from_pipeline(pipeline, manifest, extras), holdout_features, holdout_target)
+        return SklearnModel(pipeline, params)
 
     def _prepare_for_serving(self, pipeline: Any) -> None:
         """Hook: adjust a fitted pipeline for serving (for example thread counts)."""

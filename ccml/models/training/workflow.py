@@ -1,8 +1,10 @@
-"""The retraining workflow: load -> validate -> train -> evaluate -> compare -> save -> promote.
+"""The retraining workflow: load -> validate -> train and evaluate -> export for serving ->
+check it serves -> compare -> save -> promote.
 
 One object, used by ``ccml train``, ``ccml retrain`` and the Lambda handler alike. The store
 is touched only after validation and training succeeded, and the champion alias moves last,
-so any failure before that leaves the serving model as it was.
+so any failure before that leaves the serving model as it was. A version the configured
+serving backend cannot serve (or serves differently) is saved but never promoted.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
+import numpy as np
 import structlog
 
 from ccml.core.artifact import Manifest, ModelArtifact, PromotionDecision
@@ -22,10 +25,17 @@ from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult
 from ccml.models.training.evaluation import compute_metrics, metric_value
+from ccml.models.training.export import export_for_serving
+from ccml.models.training.fitting import EvaluationPlan, train_and_evaluate
 from ccml.models.training.gate import PromotionGate
 from ccml.models.training.validation import validate
 
 log = structlog.get_logger(__name__)
+
+# The serving check scores this many holdout rows with the configured backend; ONNX's float32
+# trees differ from scikit-learn's float64 ones by about 1e-7.
+SERVING_CHECK_ROWS: Final = 2_000
+SERVING_TOLERANCE: Final = 1e-4
 
 
 @dataclass(frozen=True)
@@ -59,32 +69,48 @@ class RetrainOutcome:
 
 @dataclass
 class RetrainWorkflow:
+    """Load -> validate -> train and evaluate -> export for serving -> check it serves ->
+    compare with the champion -> save -> promote."""
+
     store: ModelStore
     trainer: Trainer
     schema: FeatureSchema
     gate: PromotionGate
+    # The configured serving backend: the export is made for it, checked with it, and the
+    # champion is scored with it, so what is promoted is what the API will serve.
     predictor_factory: Callable[[ModelArtifact], Predictor]
+    serving_backend: str = "onnx"
+    evaluation: EvaluationPlan = field(default_factory=EvaluationPlan)
     min_rows: int = 50
-    threshold: float = 0.5
     alias: str = CHAMPION
+
+    @property
+    def threshold(self) -> float:
+        return self.evaluation.threshold
 
     @classmethod
     def from_settings(cls, settings: Settings, store: ModelStore, trainer: Trainer) -> RetrainWorkflow:
-        # The gate scores the champion with the reference scikit-learn pipeline, whatever
-        # backend serves it: the comparison is about the model, not the runtime.
-        from ccml.models.serving.sklearn import SklearnPredictor
+        """The workflow of ``ccml train``, ``ccml retrain`` and the Lambda, from settings."""
+        from ccml.core.components import build_predictor
 
         return cls(
             store=store,
             trainer=trainer,
             schema=settings.feature_schema(),
             gate=PromotionGate(settings.promotion_metric, settings.promotion_tolerance, settings.promotion_floor),
-            predictor_factory=lambda artifact: SklearnPredictor(artifact, settings.decision_threshold),
+            predictor_factory=lambda artifact: build_predictor(settings, artifact),
+            serving_backend=settings.predictor,
+            evaluation=EvaluationPlan(
+                holdout_fraction=settings.holdout_fraction,
+                cv_folds=settings.cv_folds,
+                random_state=settings.random_state,
+                threshold=settings.decision_threshold,
+            ),
             min_rows=settings.min_rows,
-            threshold=settings.decision_threshold,
         )
 
     def run(self, source: DataSource, *, force: bool = False) -> RetrainOutcome:
+        """Retrain on ``source``; the store is written only after everything before succeeded."""
         timings: dict[str, float] = {}
 
         @contextmanager
@@ -103,13 +129,16 @@ class RetrainWorkflow:
         # 400 MB of Python strings for 1,000,000 rows).
         del dataset
         with stage("train"):
-            result = self.trainer.fit(table)
+            result = train_and_evaluate(self.trainer, table, self.evaluation)
+        with stage("export"):
+            result = export_for_serving(self.serving_backend, result)
+            unservable = self._unservable(result)
         with stage("compare"):
-            decision = self._decide(result, force)
+            decision = self._decide(result, force, unservable)
         artifact = ModelArtifact(
             result.artifact.manifest.model_copy(update={"promotion": decision}),
             result.artifact.files,
-            result.artifact.pipeline,
+            result.artifact._pipeline,
         )
         with stage("save"):
             saved = self.store.save(artifact)
@@ -118,6 +147,23 @@ class RetrainWorkflow:
                 self.store.promote(saved.id, self.alias, reason=decision.reason, forced=decision.forced)
         log.info("retrain_finished", version=saved.id, promoted=decision.promoted, reason=decision.reason)
         return RetrainOutcome(saved.id, decision.promoted, decision.reason, saved.manifest, timings)
+
+    def _unservable(self, result: TrainingResult) -> str | None:
+        """Why the configured serving backend cannot serve this version as trained, or None.
+
+        The backend loads the artifact as the API will and scores (a sample of) the holdout;
+        its probabilities must match the trained model's.
+        """
+        rows = result.holdout_features[:SERVING_CHECK_ROWS]
+        try:
+            served = self.predictor_factory(result.artifact).predict_proba(rows)
+        except CcmlError as exc:
+            return f"the {self.serving_backend} backend cannot serve it: {exc}"
+        expected = result.holdout_scores[: len(rows)] if result.holdout_scores is not None else served
+        difference = float(np.max(np.abs(served - expected))) if len(rows) else 0.0
+        if difference > SERVING_TOLERANCE:
+            return f"the {self.serving_backend} backend answers differently (max |p diff| {difference:.1e})"
+        return None
 
     def _champion_score(self, result: TrainingResult) -> tuple[float | None, str | None, str]:
         """The champion's score on the challenger's holdout, or why there is none."""
@@ -142,13 +188,16 @@ class RetrainWorkflow:
         score = metric_value(compute_metrics(result.holdout_target, probabilities, self.threshold), self.gate.metric)
         return score, version, ""
 
-    def _decide(self, result: TrainingResult, force: bool) -> PromotionDecision:
+    def _decide(self, result: TrainingResult, force: bool, unservable: str | None = None) -> PromotionDecision:
         challenger = metric_value(result.artifact.manifest.evaluation.holdout, self.gate.metric)
         champion_score, champion_version, note = self._champion_score(result)
         decision = self.gate.decide(challenger, champion_score, champion_version)
         if note and champion_score is None:  # say why the floor, not a champion, decided
             decision = decision.model_copy(update={"reason": f"{note}; {decision.reason}"})
-        if force and not decision.promoted:
+        if unservable is not None:
+            # Not even --force: the API would refuse it and keep serving the old champion.
+            decision = decision.model_copy(update={"promoted": False, "reason": f"not servable: {unservable}"})
+        elif force and not decision.promoted:
             decision = decision.model_copy(
                 update={"promoted": True, "forced": True, "reason": f"forced by --force; gate said: {decision.reason}"}
             )

@@ -1,0 +1,94 @@
+"""Train and evaluate one model, whatever the trainer: split, cross-validate, fit, score, manifest.
+
+The trainer only fits (``Trainer.fit``); everything that makes the result comparable between
+trainers and versions happens here, the same way for all of them: the stratified holdout the
+promotion gate scores the champion on, k-fold cross-validation by fitting again per fold, the
+holdout metrics, and the manifest. Export for the serving backend is the next step
+(``ccml.models.training.export.export_for_serving``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import structlog
+
+from ccml.core.artifact import ArtifactFile, DataInfo, Evaluation, Manifest, ModelArtifact, sha256_hex
+from ccml.core.contracts import Trainer
+from ccml.core.types import TrainingResult, ValidatedTable
+from ccml.models.training.evaluation import compute_metrics, cross_validate, holdout_split
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """How a model is evaluated: the holdout, the folds, the seed and the decision threshold."""
+
+    holdout_fraction: float = 0.2
+    cv_folds: int = 0
+    random_state: int = 42
+    threshold: float = 0.5
+
+
+def with_files(manifest: Manifest, files: Mapping[str, bytes], pipeline: Any = None) -> ModelArtifact:
+    """An artifact of ``files`` whose manifest records each file's size and sha256 (``pipeline``:
+    the fitted scikit-learn pipeline in memory, if any, so nothing is deserialized again)."""
+    entries = {name: ArtifactFile(sha256=sha256_hex(data), size=len(data)) for name, data in files.items()}
+    return ModelArtifact(manifest.model_copy(update={"files": entries}), files, pipeline)
+
+
+def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: EvaluationPlan | None = None) -> TrainingResult:
+    """Fit ``trainer`` on the training part of ``table`` and score it on the holdout.
+
+    The model is fitted on the training part only, so its holdout scores are honest and the
+    promotion gate can score the current champion on the very same rows.
+    """
+    plan = plan or EvaluationPlan()
+    train, holdout, spec = holdout_split(table.rows, table.target, plan.holdout_fraction, plan.random_state)
+    cv = None
+    if plan.cv_folds:
+        started = time.perf_counter()
+        cv = cross_validate(
+            lambda features, target: trainer.fit(features, target, table.schema),
+            table.features,
+            table.target,
+            folds=plan.cv_folds,
+            random_state=plan.random_state,
+            threshold=plan.threshold,
+            progress=lambda fold, m: log.info("cv_fold_scored", fold=fold, of=plan.cv_folds, roc_auc=m.roc_auc),
+        )
+        log.info(
+            "cv_finished",
+            folds=plan.cv_folds,
+            roc_auc=round(cv.mean["roc_auc"], 4),
+            seconds=round(time.perf_counter() - started, 2),
+        )
+    started = time.perf_counter()
+    model = trainer.fit(table.features.iloc[train].reset_index(drop=True), table.target[train], table.schema)
+    log.info("model_fitted", trainer=trainer.name, rows=len(train), seconds=round(time.perf_counter() - started, 2))
+    holdout_features = table.features.iloc[holdout].reset_index(drop=True)
+    holdout_target = table.target[holdout]
+    scores = np.asarray(model.predict_proba(holdout_features), dtype=np.float64)
+    manifest = Manifest(
+        trainer=trainer.name,
+        params=model.params,
+        schema_=table.schema.model_dump(mode="json"),
+        schema_fingerprint=table.schema.fingerprint(),
+        data=DataInfo(
+            fingerprint=table.fingerprint,
+            source=table.source,
+            rows_read=table.rows_read,
+            duplicates_dropped=table.duplicates_dropped,
+            rows_used=table.rows,
+            positives=int(np.sum(table.target)),
+        ),
+        holdout=spec,
+        evaluation=Evaluation(holdout=compute_metrics(holdout_target, scores, plan.threshold), cross_validation=cv),
+    )
+    artifact = with_files(manifest, model.files(), getattr(model, "pipeline", None))
+    return TrainingResult(artifact, holdout_features, holdout_target, model=model, holdout_scores=scores)
