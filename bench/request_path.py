@@ -22,9 +22,9 @@ import pandas as pd
 from bench.common import RESULTS
 from ccml.core.settings import Settings
 from ccml.models.serving.sklearn import SklearnPredictor
+from ccml.models.training.fitting import train_and_evaluate
 from ccml.models.training.synthetic import generate
 from ccml.models.training.trainers import RandomForestTrainer
-from ccml.models.training.fitting import train_and_evaluate
 from ccml.models.training.validation import validate
 from ccml.storage.local import LocalDataSource
 

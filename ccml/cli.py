@@ -361,6 +361,7 @@ def config(as_json: JsonOption = False) -> None:
 
 
 def main() -> None:
+    """Run the ``ccml`` command (the console script's entry point)."""
     try:
         app()
     except ConfigError as exc:  # raised while typer builds a command's defaults

@@ -27,6 +27,7 @@ def _retrainer() -> EventRetrainer:
 
 
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The Lambda entry point: retrain on the objects ``event`` announces (see ``EventRetrainer``)."""
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=context.aws_request_id)
     try:

@@ -41,6 +41,7 @@ class DataSource(ABC):
     """Reads one training table from one location."""
 
     def load(self) -> Dataset:
+        """Read the table; any failure of the backend becomes ``DataSourceError``."""
         try:
             dataset = self._load()
         except CcmlError:
@@ -51,6 +52,7 @@ class DataSource(ABC):
         return dataset
 
     def location(self) -> str:
+        """Where the data lives, for messages (from ``describe``)."""
         return self.describe().get("location", type(self).__name__)
 
     @abstractmethod
@@ -111,6 +113,7 @@ class ModelStore(ObjectStore):
         return [ModelVersion(v, self.manifest(v), tuple(sorted(by_version.get(v, [])))) for v in self._versions.ids()]
 
     def manifest(self, version: str) -> Manifest:
+        """The manifest of ``version``; ``ModelNotFoundError`` if it is not committed."""
         return self._versions.manifest(version)
 
     def resolve(self, ref: str = CHAMPION) -> str:
@@ -137,6 +140,7 @@ class ModelStore(ObjectStore):
 
     # -- aliases -----------------------------------------------------------------------
     def alias(self, alias: str = CHAMPION) -> AliasRecord | None:
+        """Where ``alias`` points now (None if it was never set)."""
         return self._aliases.get(alias)
 
     def alias_token(self, alias: str = CHAMPION) -> str | None:
@@ -144,6 +148,7 @@ class ModelStore(ObjectStore):
         return self._aliases.token(alias)
 
     def aliases(self) -> dict[str, AliasRecord]:
+        """Every alias that is set, by name."""
         return self._aliases.all()
 
     def promote(self, version: str, alias: str = CHAMPION, *, reason: str = "", forced: bool = False) -> AliasRecord:
@@ -156,6 +161,7 @@ class ModelStore(ObjectStore):
         return self._aliases.move(alias, None, "rollback", reason)
 
     def history(self) -> list[HistoryEvent]:
+        """Every alias move, oldest first."""
         return self._aliases.history()
 
     # -- idempotency -------------------------------------------------------------------
@@ -164,9 +170,11 @@ class ModelStore(ObjectStore):
         return self._claims.claim(identity, lease_s)
 
     def complete_claim(self, identity: str, version: str | None) -> None:
+        """Mark a claimed input done (it is never processed again), naming the version it made."""
         self._claims.complete(identity, version)
 
     def fail_claim(self, identity: str, error: str) -> None:
+        """Mark a claimed input failed, so a retry may take it over."""
         self._claims.fail(identity, error)
 
 
@@ -225,6 +233,7 @@ class Predictor(ABC):
 
     @property
     def version(self) -> str:
+        """The id of the version this predictor serves (``unsaved`` before it is saved)."""
         return self.artifact.version or "unsaved"
 
     def predict_proba(self, records: Records) -> Probabilities:
@@ -255,10 +264,12 @@ class Predictor(ABC):
         return float(self._predict_proba([record])[0])
 
     def predict(self, records: Records) -> list[Prediction]:
+        """Probability, decision and label for each record, in order."""
         probabilities = self.predict_proba(records)
         return [self.to_prediction(float(p)) for p in probabilities]
 
     def to_prediction(self, probability: float) -> Prediction:
+        """Apply the decision threshold to one probability."""
         completed = probability >= self.threshold
         return Prediction(probability, completed, self.labels[int(completed)])
 

@@ -167,9 +167,11 @@ class Settings(BaseSettings):
             raise ConfigError(f"invalid settings: {exc}; complex values must be valid JSON") from exc
 
     def feature_schema(self) -> FeatureSchema:
+        """Load the configured schema file (or the built-in one); ``SchemaError`` if it is invalid."""
         return load_schema(self.schema_file)
 
     def signing_key_bytes(self) -> bytes | None:
+        """The signing key as bytes for HMAC, or None when unset."""
         return self.signing_key.get_secret_value().encode() if self.signing_key else None
 
     def store_options(self) -> dict[str, Any]:
@@ -182,6 +184,7 @@ class Settings(BaseSettings):
 
     @property
     def models_root(self) -> Path:
+        """The local model store's root: ``$CCML_HOME/models``."""
         return self.home / "models"
 
     def masked(self) -> dict[str, Any]:

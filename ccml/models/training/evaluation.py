@@ -75,6 +75,7 @@ def compute_metrics(target: Labels, probability: Scores, threshold: float = 0.5)
 
 
 def metric_value(metrics: Metrics, name: str) -> float:
+    """One metric of ``metrics`` by its settings name (``roc_auc``, ``brier``, ...)."""
     return float(getattr(metrics, name))
 
 

@@ -24,6 +24,8 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class EventRetrainer:
+    """Trains once on each object an S3 event announces in the configured bucket and data prefix."""
+
     workflow: RetrainWorkflow
     store: ModelStore
     source_for: Callable[[str], DataSource]

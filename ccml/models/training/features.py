@@ -34,6 +34,7 @@ class SchemaEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.schema = schema
 
     def fit(self, X: object = None, y: object = None) -> SchemaEncoder:  # noqa: N803 (sklearn's name)
+        """Build the record encoder from the schema (the data teaches it nothing)."""
         self.encoder_ = RecordEncoder(FeatureSchema.model_validate(self.schema))
         self.n_features_out_ = self.encoder_.width
         return self
@@ -52,9 +53,11 @@ class SchemaEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             self.encoder_ = RecordEncoder(FeatureSchema.model_validate(self.schema))
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray[Any, np.dtype[np.object_]]:
+        """The schema's feature names, in output column order."""
         return np.asarray([f.name for f in self.encoder_.features], dtype=object)
 
     def transform(self, X: pd.DataFrame | Sequence[Mapping[str, Any]]) -> FloatMatrix:  # noqa: N803
+        """Encode records or a DataFrame as floats in schema order (see ``RecordEncoder``)."""
         return self.encoder_.encode(X)
 
 

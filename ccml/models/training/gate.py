@@ -26,6 +26,7 @@ class PromotionGate:
     def decide(
         self, challenger: float, champion: float | None = None, champion_version: str | None = None
     ) -> PromotionDecision:
+        """Judge ``challenger``'s score against the floor and, when there is one, the champion's."""
         sign = 1.0 if HIGHER_IS_BETTER[self.metric] else -1.0
         if math.isnan(challenger):
             promoted, reason = False, f"challenger {self.metric} is undefined"

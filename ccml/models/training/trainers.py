@@ -130,6 +130,7 @@ class RandomForestTrainer(SklearnTrainer):
     max_rows_per_tree: ClassVar[int] = 50_000
 
     def params_for(self, train_rows: int) -> dict[str, Any]:
+        """``self.params``, with ``max_samples`` capped on large tables (see the class docstring)."""
         params = dict(self.params)
         # A user's max_samples (even null) stands; without bootstrap there is nothing to cap.
         cappable = "max_samples" not in self.user_params and params.get("bootstrap", True)
@@ -143,11 +144,15 @@ class RandomForestTrainer(SklearnTrainer):
 
 
 class HistGradientBoostingTrainer(SklearnTrainer):
+    """scikit-learn's histogram gradient boosting, with its defaults."""
+
     name = "hist_gradient_boosting"
     estimator_class = HistGradientBoostingClassifier
 
 
 class LogisticRegressionTrainer(SklearnTrainer):
+    """Logistic regression on standardised numbers and one-hot categories."""
+
     name = "logistic_regression"
     estimator_class = LogisticRegression
     default_params: ClassVar[dict[str, Any]] = {"max_iter": 1000}
@@ -155,12 +160,15 @@ class LogisticRegressionTrainer(SklearnTrainer):
 
 
 def build_random_forest(settings: Settings) -> SklearnTrainer:
+    """The ``random_forest`` trainer from settings."""
     return RandomForestTrainer.from_settings(settings)
 
 
 def build_hist_gradient_boosting(settings: Settings) -> SklearnTrainer:
+    """The ``hist_gradient_boosting`` trainer from settings."""
     return HistGradientBoostingTrainer.from_settings(settings)
 
 
 def build_logistic_regression(settings: Settings) -> SklearnTrainer:
+    """The ``logistic_regression`` trainer from settings."""
     return LogisticRegressionTrainer.from_settings(settings)

@@ -40,6 +40,8 @@ SERVING_TOLERANCE: Final = 1e-4
 
 @dataclass(frozen=True)
 class RetrainOutcome:
+    """What one retrain did: the version it saved, whether it was promoted and why, and the stage timings."""
+
     version: str
     promoted: bool
     reason: str
@@ -86,6 +88,7 @@ class RetrainWorkflow:
 
     @property
     def threshold(self) -> float:
+        """The decision threshold the evaluation uses."""
         return self.evaluation.threshold
 
     @classmethod
