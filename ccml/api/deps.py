@@ -9,7 +9,7 @@ from starlette.types import Scope
 
 from ccml.api.metrics import ApiMetrics
 from ccml.core.contracts import Predictor
-from ccml.core.errors import ModelNotFoundError
+from ccml.core.errors import ModelNotLoadedError
 from ccml.models.serving.watcher import ChampionWatcher
 
 NO_MODEL_MESSAGE = "no model is loaded yet: train one and promote it to 'champion'"
@@ -32,13 +32,13 @@ def live_predictor(watcher: ChampionWatcher, scope: Scope) -> Predictor:
     goes into the request's state for the log line."""
     predictor = watcher.current
     if predictor is None:
-        raise ModelNotFoundError(NO_MODEL_MESSAGE)
+        raise ModelNotLoadedError(NO_MODEL_MESSAGE)
     scope.setdefault("state", {})["model_version"] = predictor.version
     return predictor
 
 
 async def get_predictor(request: Request) -> Predictor:
-    """Return the live predictor for this request (see ``live_predictor``); ``ModelNotFoundError`` if none."""
+    """Return the live predictor for this request (see ``live_predictor``); ``ModelNotLoadedError`` if none."""
     return live_predictor(cast(ChampionWatcher, request.app.state.watcher), request.scope)
 
 

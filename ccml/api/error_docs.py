@@ -17,7 +17,7 @@ from ccml.api.body import body_limit, too_large_message, too_slow_message
 from ccml.api.deps import NO_MODEL_MESSAGE
 from ccml.api.errors import response_for
 from ccml.api.predict import parse_record
-from ccml.core.errors import ModelNotFoundError
+from ccml.core.errors import ModelNotLoadedError
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 
@@ -87,7 +87,7 @@ class ErrorDocs:
         self.unauthorized: Responses = (
             {401: _response("Missing or wrong X-API-Key header.", unauthorized())} if api_key else {}
         )
-        self.no_model: Responses = {503: _response("No model is loaded yet.", ModelNotFoundError(NO_MODEL_MESSAGE))}
+        self.no_model: Responses = {503: _response("No model is loaded yet.", ModelNotLoadedError(NO_MODEL_MESSAGE))}
         body: Responses = {
             408: _response(
                 f"The body did not arrive within CCML_BODY_TIMEOUT_S ({body_timeout_s:g} s here); "

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ccml.core.errors import CcmlError, InvalidInputError, ModelNotFoundError
+from ccml.core.errors import CcmlError, InvalidInputError, ModelNotFoundError, ModelNotLoadedError
 
 log = structlog.get_logger(__name__)
 MAX_ERRORS_IN_MESSAGE = 5
@@ -52,8 +52,8 @@ def _http_response(exc: HTTPException) -> JSONResponse:
 
 
 def _ccml_response(exc: CcmlError) -> JSONResponse:
-    if isinstance(exc, ModelNotFoundError):
-        return error_response(503, "model_not_loaded", str(exc))
+    if isinstance(exc, ModelNotLoadedError | ModelNotFoundError):
+        return error_response(503, exc.code, str(exc))
     if isinstance(exc, InvalidInputError):
         return error_response(422, exc.code, str(exc))
     log.error("request_failed", code=exc.code, error=str(exc))

@@ -94,7 +94,7 @@ class PredictEndpoint:
 
         Raises:
             RequestValidationError: the body is empty, not JSON, or not a valid record.
-            ModelNotFoundError: no model is loaded yet.
+            ModelNotLoadedError: no model is loaded yet.
         """
         record = parse_record(self.record_model, body, content_type)
         predictor = live_predictor(self.watcher, scope)

@@ -118,6 +118,18 @@ class PredictionError(CcmlError):
     code = "prediction_error"
 
 
+class ModelNotLoadedError(PredictionError):
+    """The server has no model loaded yet (no champion, or none that loads): it answers 503."""
+
+    code = "model_not_loaded"
+
+
+class InsufficientTimeError(CcmlError):
+    """Too little time is left (in a Lambda invocation) to start a retrain: run it elsewhere."""
+
+    code = "insufficient_time"
+
+
 class InvalidInputError(PredictionError):
     """Prediction input does not match the feature schema."""
 

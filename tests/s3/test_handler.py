@@ -19,7 +19,7 @@ import structlog
 from structlog.testing import capture_logs
 
 import handlers.retrain
-from ccml.core.errors import DataSourceError, DataValidationError, EventError, TrainingError
+from ccml.core.errors import DataSourceError, DataValidationError, EventError, InsufficientTimeError
 from ccml.core.types import TrainingResult
 from ccml.storage.s3 import S3ModelStore
 from tests.s3.helpers import (
@@ -201,7 +201,7 @@ def test_two_invocations_racing_on_one_event_train_exactly_one_version(bucket: s
 def test_too_little_time_left_refuses_before_claiming_and_points_to_the_container_task(bucket: str) -> None:
     event = upload_event(bucket, "incoming/late.csv")
 
-    with pytest.raises(TrainingError, match="ccml retrain --event") as raised:
+    with pytest.raises(InsufficientTimeError, match="ccml retrain --event") as raised:
         invoke(event, FakeLambdaContext(remaining_ms=30_000))
 
     assert "CCML_LAMBDA_MIN_REMAINING_S" in str(raised.value)

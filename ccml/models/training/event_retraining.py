@@ -14,7 +14,7 @@ import structlog
 
 from ccml.core.components import build_data_source, build_model_store, build_trainer
 from ccml.core.contracts import DataSource, ModelStore
-from ccml.core.errors import CcmlError, TrainingError
+from ccml.core.errors import CcmlError, InsufficientTimeError
 from ccml.core.events import ObjectCreated, parse_event
 from ccml.core.settings import Settings
 from ccml.models.training.workflow import RetrainWorkflow
@@ -71,7 +71,7 @@ class EventRetrainer:
             log.info("event_skipped", reason=reason, bucket=obj.bucket, key=obj.key)
             return {**summary, "status": "skipped", "reason": reason}
         if remaining_s is not None and remaining_s() < self.min_remaining_s:
-            raise TrainingError(
+            raise InsufficientTimeError(
                 f"only {remaining_s():.0f} s left, under CCML_LAMBDA_MIN_REMAINING_S={self.min_remaining_s:.0f}: "
                 f"not starting; run `ccml retrain --event FILE` as a container task (ECS) for {obj.uri}"
             )
