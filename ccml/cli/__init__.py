@@ -1,0 +1,26 @@
+"""The ``ccml`` command line: a thin composition of settings-built components.
+
+Each module holds a group of commands (``training``, ``models``, ``serving``); importing them
+registers the commands on ``app``. See ``ccml.cli.common`` for the output and error rules.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ccml.cli import models, serving, training
+from ccml.cli.common import app
+from ccml.core.errors import ConfigError
+
+__all__ = ["app", "main", "models", "serving", "training"]
+
+
+def main() -> None:
+    """Run the ``ccml`` command (the console script's entry point)."""
+    try:
+        app()
+    except ConfigError as exc:  # raised while typer builds a command's defaults
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)

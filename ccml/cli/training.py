@@ -1,0 +1,91 @@
+"""``ccml data sample``, ``ccml train`` and ``ccml retrain``: making data and models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ccml.cli.common import JsonOption, app, data_app, emit, load_settings, user_errors
+from ccml.core.errors import EventError
+
+
+# -- data --------------------------------------------------------------------------------
+@data_app.command("sample")
+@user_errors
+def data_sample(
+    out: Annotated[Path, typer.Option(help="CSV file to write.")],
+    rows: Annotated[int, typer.Option(min=1, help="Number of students.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same file.")] = 0,
+) -> None:
+    """Write synthetic training data in the active schema's columns."""
+    from ccml.models.training.synthetic import generate
+
+    settings = load_settings()
+    frame = generate(settings.feature_schema(), rows, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    typer.echo(f"wrote {rows} rows to {out}", err=True)
+
+
+# -- training ----------------------------------------------------------------------------
+@app.command()
+@user_errors
+def train(
+    data: Annotated[str, typer.Option(help="CSV to train on: a path, or s3://bucket/key.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even if the gate says no (a human decision).")
+    ] = False,
+    trainer: Annotated[str | None, typer.Option(help="Override CCML_TRAINER.")] = None,
+    cv: Annotated[int | None, typer.Option(help="k-fold cross-validation (overrides CCML_CV_FOLDS).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate, train, evaluate, save a new version, and promote it if it passes the gate."""
+    from ccml.core.components import build_data_source, build_model_store, build_trainer
+    from ccml.models.training.workflow import RetrainWorkflow
+
+    settings = load_settings(trainer=trainer, cv_folds=cv)
+    store = build_model_store(settings)
+    workflow = RetrainWorkflow.from_settings(settings, store, build_trainer(settings))
+    outcome = workflow.run(build_data_source(settings, data), force=force)
+    summary = outcome.summary()
+
+    def text() -> str:
+        metrics = summary["metrics"]
+        lines = [
+            f"version   {outcome.version}",
+            f"promoted  {outcome.promoted} ({outcome.reason})",
+            f"holdout   roc_auc={metrics['roc_auc']:.4f} pr_auc={metrics['pr_auc']:.4f} "
+            f"f1={metrics['f1']:.4f} accuracy={metrics['accuracy']:.4f} brier={metrics['brier']:.4f}",
+        ]
+        if "cross_validation" in metrics:
+            mean, std = metrics["cross_validation"]["mean"], metrics["cross_validation"]["std"]
+            folds = metrics["cross_validation"]["folds"]
+            lines.append(f"cv        roc_auc={mean['roc_auc']:.4f} ± {std['roc_auc']:.4f} ({folds} folds)")
+        lines.append(f"rows      {summary['rows_used']} used, {summary['duplicates_dropped']} duplicates dropped")
+        return "\n".join(lines)
+
+    emit(summary, as_json, text)
+
+
+@app.command()
+@user_errors
+def retrain(
+    event: Annotated[
+        Path, typer.Option(help="An S3 notification or EventBridge event, plain or wrapped in SQS/SNS (JSON file).")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Run the Lambda handler's retraining on an event file: the same code path, as a container task."""
+    from ccml.models.training.event_retraining import build_event_retrainer
+
+    try:
+        document = json.loads(event.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise EventError(f"cannot read event file {event}: {exc}") from exc
+    summary = build_event_retrainer(load_settings()).handle(document)
+    lines = [f"{r['object']}: {r['status']} {r.get('version') or r.get('reason', '')}" for r in summary["results"]]
+    lines += [f"ignored {i.get('kind', 'message')} at {i.get('path', '$')}" for i in summary.get("ignored", [])]
+    emit(summary, as_json, lambda: "\n".join(lines))
