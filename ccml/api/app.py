@@ -10,9 +10,10 @@ from typing import Any
 import structlog
 from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 
 from ccml import __version__
-from ccml.api.auth import KeyGate, api_key_checker
+from ccml.api.auth import KeyGate, api_key_declaration
 from ccml.api.bodies import BodyModels
 from ccml.api.body import body_limit
 from ccml.api.docs import add_docs
@@ -20,7 +21,7 @@ from ccml.api.error_docs import ErrorDocs
 from ccml.api.errors import register_error_handlers
 from ccml.api.metrics import ApiMetrics
 from ccml.api.middleware import RequestContextMiddleware
-from ccml.api.predict import PredictDispatch, PredictEndpoint
+from ccml.api.predict import PATH, PredictEndpoint, serve_predict
 from ccml.api.routes import build_router
 from ccml.core.components import build_model_store, build_predictor
 from ccml.core.logging import configure_logging
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
 
-    key_dependency = Depends(api_key_checker(settings.api_key)) if settings.api_key else None
+    key_dependency = Depends(api_key_declaration()) if settings.api_key else None
     protected: list[Any] = [key_dependency] if key_dependency else []
     limit = body_limit(schema, settings.max_batch, settings.max_body_bytes)
     app = FastAPI(
@@ -94,13 +95,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body_timeout_s=settings.body_timeout_s,
         api_key=settings.api_key is not None,
     )
-    endpoint = PredictEndpoint(watcher, metrics, bodies.record, settings.api_key)
-    router = build_router(bodies, protected, endpoint, errors)
+    router = build_router(bodies, protected, errors)
+    documented = next(r for r in router.routes if isinstance(r, APIRoute) and r.path == PATH)
+    router.routes.remove(documented)
     app.include_router(router)
+    serve_predict(app, PredictEndpoint(watcher, metrics, bodies.record), documented)
     add_docs(app, app.openapi_url or "/openapi.json")
-    gate = KeyGate(settings.api_key, router.routes, key_dependency) if settings.api_key else None
-    # add_middleware wraps: the last added runs first. RequestContextMiddleware sees every request.
-    app.add_middleware(PredictDispatch, endpoint=endpoint)
+    # The one API-key check: the gate, before any body is read, for every route declaring the key.
+    gate = KeyGate(settings.api_key, [documented, *router.routes], key_dependency) if settings.api_key else None
     app.add_middleware(
         RequestContextMiddleware,
         metrics=metrics,

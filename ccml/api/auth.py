@@ -3,8 +3,9 @@ and the gate that checks it before anything else looks at a request.
 
 The gate runs in ``RequestContextMiddleware``, ahead of the body limits: an anonymous client
 gets 401 on a protected route whatever its body, never a 413, 408, 400 or 422 that would tell
-it about the limits or the schema. The FastAPI dependency checks again (it costs a compare) and
-is what puts the security scheme and the 401 answer into the OpenAPI document.
+it about the limits or the schema. It is the one check: the FastAPI dependency only declares
+the key on the routes that need it, which puts the security scheme into the OpenAPI document
+and tells the gate which routes those are.
 """
 
 from __future__ import annotations
@@ -43,23 +44,18 @@ def _matches(expected: bytes, key: bytes | None) -> bool:
     return key is not None and secrets.compare_digest(key, expected)
 
 
-def check_key(expected: SecretStr, key: str | None) -> None:
-    """Raise 401 unless ``key`` (a header value as Starlette decodes it, latin-1) is the API key."""
-    if not _matches(expected.get_secret_value().encode(), None if key is None else key.encode("latin-1")):
-        raise unauthorized()
+def api_key_declaration() -> Callable[[str | None], Awaitable[None]]:
+    """Return the FastAPI dependency that declares the ``X-API-Key`` header on a route.
 
-
-def api_key_checker(expected: SecretStr) -> Callable[[str | None], Awaitable[None]]:
-    """Return the FastAPI dependency that requires ``expected`` in the ``X-API-Key`` header.
-
-    It raises the 401 of ``unauthorized`` for a missing or wrong key, and declares the security
-    scheme of the routes it protects in the OpenAPI document.
+    It checks nothing: ``KeyGate`` refused a missing or wrong key before the request got here.
+    It puts the security scheme of the routes it is on into the OpenAPI document, and marks
+    those routes for the gate.
     """
 
-    async def check_api_key(key: Annotated[str | None, Security(API_KEY_HEADER)]) -> None:
-        check_key(expected, key)
+    async def declare_api_key(key: Annotated[str | None, Security(API_KEY_HEADER)]) -> None:
+        """Nothing to do: the gate checked the key."""
 
-    return check_api_key
+    return declare_api_key
 
 
 class KeyGate:

@@ -1,28 +1,31 @@
-"""``POST /predict``, the route on every client's hot path, answered outside FastAPI's routing.
+"""``POST /predict``, the route on every client's hot path: a pure-ASGI endpoint.
 
 Measured in process on the 2-core benchmark machine, FastAPI's per-request machinery
-(routing, dependency resolution, body handling) takes ~100 µs, more than the model call
-itself; a pure-ASGI endpoint dispatched by a middleware takes ~15 µs. So ``PredictDispatch``
-hands ``POST /predict`` to ``PredictEndpoint`` ahead of the router, inside
-``RequestContextMiddleware`` (request id, API key, metrics, logs and the body limits apply as
-to any route). The FastAPI route of the same path stays: it documents the endpoint in OpenAPI and
-answers with the same ``PredictEndpoint.answer`` when called through FastAPI. Errors take
-the same mapping as FastAPI's handlers (``ccml.api.errors.response_for``), so clients see
-the same 4xx answers, naming the field, either way.
+(dependency resolution, body handling, response validation) takes ~100 µs, more than the
+model call itself; a pure-ASGI endpoint takes ~15 µs. So ``PredictEndpoint`` is the route
+itself (a Starlette ``Route`` in the app's router, see ``serve_predict``), behind
+``RequestContextMiddleware`` like every route (request id, the API key gate, metrics, logs
+and the body limits apply). Its OpenAPI entry comes from a FastAPI route of the same
+schema-built models that is documented but never routed. Errors take the same mapping as
+FastAPI's handlers (``ccml.api.errors.response_for``), so clients see the same 4xx answers,
+naming the field, on every route.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, SecretStr, ValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from ccml.api.auth import check_key, route_path
 from ccml.api.deps import live_predictor
 from ccml.api.errors import response_for
 from ccml.api.metrics import ApiMetrics
@@ -81,13 +84,10 @@ class PredictEndpoint:
 
     path = PATH  # the route label RequestContextMiddleware reads for metrics and logs
 
-    def __init__(
-        self, watcher: ChampionWatcher, metrics: ApiMetrics, record_model: type[BaseModel], api_key: SecretStr | None
-    ) -> None:
+    def __init__(self, watcher: ChampionWatcher, metrics: ApiMetrics, record_model: type[BaseModel]) -> None:
         self.watcher = watcher
         self.metrics = metrics
         self.record_model = record_model
-        self.api_key = api_key
 
     def answer(self, body: bytes, content_type: str | None, scope: Scope) -> dict[str, Any]:
         """Return the answer to one ``/predict`` body, counted in the metrics.
@@ -103,33 +103,40 @@ class PredictEndpoint:
         return answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer ``POST /predict`` as an ASGI app: errors as ``response_for`` maps them, none to a client that left."""
+        """Answer ``POST /predict`` as an ASGI app: errors as ``response_for`` maps them, none to a client that left.
+
+        The API key was checked by ``RequestContextMiddleware``'s gate before the body was read.
+        """
         scope["route"] = self
         headers = Headers(scope=scope)
         try:
-            if self.api_key is not None:
-                # RequestContextMiddleware's gate refused a wrong key already; checked again (a
-                # compare) so the endpoint is safe on its own, before it reads the body.
-                check_key(self.api_key, headers.get("x-api-key"))
             body = await _read_body(receive)
             response = JSONResponse(self.answer(body, headers.get("content-type"), scope))
         except ClientDisconnect:
             return  # nobody to answer
-        except Exception as exc:
+        except Exception as exc:  # the endpoint's boundary: every failure gets the mapped answer
             response = response_for(exc)
         await response(scope, receive, send)
 
 
-class PredictDispatch:
-    """Pure-ASGI middleware: ``POST /predict`` to ``endpoint``, everything else to the app."""
+def serve_predict(app: FastAPI, endpoint: PredictEndpoint, documented: APIRoute) -> None:
+    """Make ``endpoint`` the app's ``POST /predict`` route, documented in OpenAPI by ``documented``
+    (a FastAPI route of the same path and models that is never routed)."""
+    app.router.routes.insert(0, Route(PATH, endpoint, methods=["POST"]))
 
-    def __init__(self, app: ASGIApp, endpoint: PredictEndpoint) -> None:
-        self.app = app
-        self.endpoint = endpoint
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            routes = [documented, *(route for route in app.routes if route is not documented)]
+            app.openapi_schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                openapi_version=app.openapi_version,
+                summary=app.summary,
+                description=app.description,
+                routes=routes,
+                tags=app.openapi_tags,
+                servers=app.servers,
+            )
+        return app.openapi_schema
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send ``POST /predict`` to the endpoint and every other request to the app."""
-        if scope["type"] == "http" and scope["method"] == "POST" and route_path(scope) == PATH:
-            await self.endpoint(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+    app.openapi = openapi  # type: ignore[method-assign]

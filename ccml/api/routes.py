@@ -6,7 +6,7 @@ the route signatures at decoration time, and the body types are built at run tim
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
@@ -14,7 +14,7 @@ from ccml.api.bodies import BodyModels, HealthResponse, ReadyResponse, ReloadRes
 from ccml.api.deps import MetricsDep, PredictorDep, WatcherDep
 from ccml.api.error_docs import ErrorDocs
 from ccml.api.metrics import CONTENT_TYPE
-from ccml.api.predict import PredictEndpoint, count_and_label
+from ccml.api.predict import count_and_label
 from ccml.core.contracts import Predictor
 
 
@@ -23,11 +23,12 @@ def _answer(predictor: Predictor, metrics: MetricsDep, records: list[dict[str, A
     return [count_and_label(predictor, metrics, probability) for probability in probabilities]
 
 
-def build_router(
-    bodies: BodyModels, protected: list[Any], endpoint: PredictEndpoint, errors: ErrorDocs | None = None
-) -> APIRouter:
-    """All routes; ``protected`` holds the API-key dependency when one is configured, and
-    ``errors`` the documented error answers (by default, those of the default body limits)."""
+def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | None = None) -> APIRouter:
+    """All routes; ``protected`` holds the API-key declaration when one is configured, and
+    ``errors`` the documented error answers (by default, those of the default body limits).
+
+    The ``POST /predict`` route here only documents the endpoint (see ``serve_predict``).
+    """
     router = APIRouter()
     if errors is None:
         errors = ErrorDocs.defaults(bodies, api_key=bool(protected))
@@ -43,11 +44,9 @@ def build_router(
         summary="Predict whether one student completes the course",
         openapi_extra={"requestBody": bodies.record_request_body},
     )
-    async def predict(request: Request) -> Response:
-        # Normally answered by PredictEndpoint ahead of FastAPI's routing (see ccml.api.predict);
-        # this route documents it and answers the same way when reached through FastAPI.
-        body = await request.body()
-        return JSONResponse(endpoint.answer(body, request.headers.get("content-type"), request.scope))
+    async def predict() -> None:
+        """Document ``POST /predict``, which ``ccml.api.predict.PredictEndpoint`` answers (never routed here)."""
+        raise RuntimeError("POST /predict is answered by PredictEndpoint; this route only documents it")
 
     @router.post(
         "/predict/batch",
