@@ -88,3 +88,14 @@ def column_of_type(schema: FeatureSchema, kind: str) -> str:
 def fit(trainer: Trainer, table: ValidatedTable, *, cv_folds: int = 0, serving: str = "onnx") -> TrainingResult:
     """Train and evaluate as the workflow does, with the export for ``serving`` (as saved versions have)."""
     return export_for_serving(serving, train_and_evaluate(trainer, table, EvaluationPlan(cv_folds=cv_folds)))
+
+
+def labelled_source(schema: FeatureSchema, frame: pd.DataFrame, positives: int) -> pd.DataFrame:
+    """A generated feature frame as a training CSV's table: source column names, ``positives``
+    completed rows then the rest not completed, and distinct ids."""
+    n = len(frame)
+    source = frame.rename(columns={f.name: f.column for f in schema.features})
+    completed = schema.target.completed_value
+    source[schema.target.column] = [completed] * positives + [1 - int(completed)] * (n - positives)
+    source.insert(0, schema.id_columns[0], range(n))  # ids keep rows distinct
+    return source

@@ -17,9 +17,9 @@ from pydantic import ValidationError
 
 from ccml.core.artifact import utc_now
 from ccml.core.errors import CcmlError, ConcurrentUpdateError, ModelStoreError
-from ccml.core.objects import ObjectStore
-from ccml.core.records import AliasRecord, HistoryAction, HistoryEvent
-from ccml.core.versions import METADATA_LIMIT, VERSION_FORMAT
+from ccml.core.objects import METADATA_LIMIT, ObjectStore
+from ccml.core.records import AliasRecord, HistoryAction, HistoryEvent, read_record
+from ccml.core.versions import VERSION_FORMAT
 
 log = structlog.get_logger(__name__)
 
@@ -48,16 +48,8 @@ class AliasBook:
         self.objects = objects
 
     def state(self, alias: str) -> tuple[AliasRecord | None, str | None]:
-        """The alias's record and the change token it was read at (both None if unset)."""
-        key = alias_key(alias)
-        token = self.objects.token(key, "an alias")
-        data = self.objects.read(key, METADATA_LIMIT, "an alias")
-        if data is None:
-            return None, None
-        try:
-            return AliasRecord.model_validate_json(data), token
-        except ValidationError as exc:
-            raise ModelStoreError(f"alias {alias!r} is unreadable: {exc.errors()[0]['msg']}") from exc
+        """The alias's record (None if unset) and the change token it was read at."""
+        return read_record(self.objects, alias_key(alias), AliasRecord, f"alias {alias!r}")
 
     def get(self, alias: str) -> AliasRecord | None:
         """Return the alias's record, or None if it is not set."""

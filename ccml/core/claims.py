@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import hashlib
 
-from pydantic import ValidationError
-
 from ccml.core.artifact import utc_now
 from ccml.core.errors import ConcurrentUpdateError, ModelStoreError, ObjectExistsError
 from ccml.core.objects import ObjectStore
-from ccml.core.records import ClaimRecord, ClaimStatus
+from ccml.core.records import ClaimRecord, ClaimStatus, read_record
 from ccml.core.types import Claim
-from ccml.core.versions import METADATA_LIMIT
 
 
 def claim_key(identity: str) -> str:
@@ -32,15 +29,7 @@ class ClaimBook:
         self.objects = objects
 
     def _state(self, identity: str) -> tuple[ClaimRecord | None, str | None]:
-        key = claim_key(identity)
-        token = self.objects.token(key, "a claim")
-        data = self.objects.read(key, METADATA_LIMIT, "a claim")
-        if data is None:
-            return None, token
-        try:
-            return ClaimRecord.model_validate_json(data), token
-        except ValidationError as exc:
-            raise ModelStoreError(f"claim for {identity!r} is unreadable: {exc.errors()[0]['msg']}") from exc
+        return read_record(self.objects, claim_key(identity), ClaimRecord, f"claim for {identity!r}")
 
     def claim(self, identity: str, lease_s: float) -> Claim:
         """Claim the right to process an input exactly once (see the module docstring)."""

@@ -18,12 +18,12 @@ from ccml.core.aliases import AliasBook
 from ccml.core.artifact import DEFAULT_MAX_FILE_BYTES, Manifest, ModelArtifact
 from ccml.core.claims import ClaimBook
 from ccml.core.errors import CcmlError, DataSourceError, ModelNotFoundError, PredictionError, TrainingError
+from ccml.core.objects import METADATA_LIMIT as METADATA_LIMIT
 from ccml.core.objects import ObjectStore
 from ccml.core.records import AliasRecord, HistoryEvent
 from ccml.core.schema import FeatureSchema
 from ccml.core.types import Claim, Dataset, ModelVersion, Prediction
 from ccml.core.versions import GARBAGE_AGE_S, VERSION_PATTERN, ModelVersions, new_version_id
-from ccml.core.versions import METADATA_LIMIT as METADATA_LIMIT
 from ccml.core.versions import VERSION_FORMAT as VERSION_FORMAT
 
 if TYPE_CHECKING:

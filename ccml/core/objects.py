@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Final, TypeVar
 
 from ccml.core.errors import ArtifactIntegrityError, CcmlError, ModelStoreError
 
 T = TypeVar("T")
+# Manifests, aliases, claims and history records are small JSON: a larger object is not ours.
+METADATA_LIMIT: Final = 1024**2
 
 
 class ObjectStore(ABC):

@@ -7,9 +7,12 @@ document is refused with the field that is wrong.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ccml.core.errors import ModelStoreError
+from ccml.core.objects import METADATA_LIMIT, ObjectStore
 
 HistoryAction = Literal["promote", "force_promote", "rollback"]
 ClaimStatus = Literal["started", "done", "failed"]
@@ -52,3 +55,22 @@ class ClaimRecord(_Record):
     lease_until: float | None = None
     version: str | None = None
     error: str | None = None
+
+
+R = TypeVar("R", bound=_Record)
+
+
+def read_record(objects: ObjectStore, key: str, model: type[R], what: str) -> tuple[R | None, str | None]:
+    """The record stored at ``key`` (None if absent) and the change token it was read at.
+
+    Raises:
+        ModelStoreError: the object is not a valid ``model`` document (the message names ``what``).
+    """
+    token = objects.token(key, what)
+    data = objects.read(key, METADATA_LIMIT, what)
+    if data is None:
+        return None, token
+    try:
+        return model.model_validate_json(data), token
+    except ValidationError as exc:
+        raise ModelStoreError(f"{what} is unreadable: {exc.errors()[0]['msg']}") from exc

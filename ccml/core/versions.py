@@ -18,15 +18,13 @@ from pydantic import ValidationError
 
 from ccml.core.artifact import DEFAULT_MAX_FILE_BYTES, MANIFEST_FILE, Manifest, ModelArtifact, utc_now
 from ccml.core.errors import ArtifactIntegrityError, CcmlError, ModelNotFoundError, ModelStoreError, ObjectExistsError
-from ccml.core.objects import ObjectStore
+from ccml.core.objects import METADATA_LIMIT, ObjectStore
 from ccml.core.types import ModelVersion
 
 log = structlog.get_logger(__name__)
 
 VERSION_PATTERN: Final = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 VERSION_FORMAT: Final = "%Y%m%dT%H%M%S.%fZ"
-# Manifests, aliases, claims and history records are small JSON: a larger object is not ours.
-METADATA_LIMIT: Final = 1024**2
 # What an interrupted save leaves behind is removed once it is this old (no save takes an hour).
 GARBAGE_AGE_S: Final = 3600.0
 

@@ -17,7 +17,7 @@ from ccml.models.serving.sklearn import SklearnPredictor
 from ccml.models.training.validation import validate
 from ccml.storage.local import LocalModelStore
 from tests import strategies
-from tests.helpers import dataset_from_frame, text_dataset
+from tests.helpers import dataset_from_frame, labelled_source, text_dataset
 from tests.strategies import frames, invalid_column_cell, records
 
 # Strategies are built at collection time, so the schema is loaded here rather than by a fixture.
@@ -150,10 +150,7 @@ RELAXED = FeatureSchema.from_dict(
 def test_valid_rows_with_both_classes_always_validate(frame: pd.DataFrame, data: st.DataObject) -> None:
     n = len(frame)
     positives = data.draw(st.integers(2, n - 2))
-    source = frame.rename(columns={f.name: f.column for f in SCHEMA.features})
-    completed = SCHEMA.target.completed_value
-    source[SCHEMA.target.column] = [completed] * positives + [1 - int(completed)] * (n - positives)
-    source.insert(0, SCHEMA.id_columns[0], range(n))  # ids keep rows distinct
+    source = labelled_source(SCHEMA, frame, positives)
     table = validate(dataset_from_frame(source), RELAXED, min_rows=4)
     assert table.rows == n
     assert int(table.target.sum()) == positives

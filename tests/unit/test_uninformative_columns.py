@@ -15,7 +15,7 @@ from ccml.core.errors import DataValidationError
 from ccml.core.schema import FeatureSchema, load_schema
 from ccml.models.training.synthetic import generate
 from ccml.models.training.validation import validate
-from tests.helpers import column_of_type, dataset_from_frame, only_issue, validation_issues
+from tests.helpers import column_of_type, dataset_from_frame, labelled_source, only_issue, validation_issues
 from tests.strategies import frames
 
 # Strategies are built at collection time, so the schema is loaded here rather than by a fixture.
@@ -102,10 +102,7 @@ def test_valid_rows_are_refused_exactly_for_their_blank_or_constant_columns(
 ) -> None:
     n = len(frame)
     positives = data.draw(st.integers(2, n - 2))
-    source = frame.rename(columns={f.name: f.column for f in SCHEMA.features})
-    completed = SCHEMA.target.completed_value
-    source[SCHEMA.target.column] = [completed] * positives + [1 - int(completed)] * (n - positives)
-    source.insert(0, SCHEMA.id_columns[0], range(n))  # ids keep rows distinct
+    source = labelled_source(SCHEMA, frame, positives)
     uninformative = {f.column for f in SCHEMA.features if frame[f.name].dropna().nunique() < 2}
     if not uninformative:
         assert validate(dataset_from_frame(source), SCHEMA, min_rows=4).rows == n
