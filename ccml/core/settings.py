@@ -2,20 +2,29 @@
 
 Entry points build one ``Settings`` and pass it down; nothing reads the environment at
 import time. Component names are checked against their registries here, so a typo fails at
-start-up with the list of known names.
+start-up with the list of known names. A backend's own settings (``CCML_S3_*``) are declared
+by its registry entry (see ``ccml.core.backend_settings``) and reached with ``Settings.backend``;
+the chosen backends' are read and checked when ``Settings`` is built.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, overload
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from ccml.core import backend_settings
+from ccml.core.backend_settings import UnknownSettingWarning
 from ccml.core.errors import ConfigError
-from ccml.core.registry import MODEL_STORES, PREDICTORS, TRAINERS, Registry
+from ccml.core.registry import REGISTRIES, Registry
 from ccml.core.schema import FeatureSchema, load_schema
+
+M = TypeVar("M", bound=BaseSettings)
+# Read by ``ccml serve`` itself (its options' defaults), not by Settings: known, never warned about.
+OTHER_VARIABLES = frozenset({"CCML_HOST", "CCML_PORT", "CCML_WORKERS"})
 
 Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "brier"]
 LogFormat = Literal["auto", "json", "console"]
@@ -51,14 +60,6 @@ class Settings(BaseSettings):
 
     # Local storage
     home: Path = Field(Path(".ccml"), description="Root of the local model store and data.")
-
-    # S3 storage
-    s3_bucket: str | None = Field(None, description="Bucket of the S3 model store and incoming data (CCML_STORAGE=s3).")
-    s3_data_prefix: str = Field("incoming/", description="Key prefix where new training CSVs land.")
-    s3_model_prefix: str = Field("models/", description="Key prefix of the model store in the bucket.")
-    s3_max_data_bytes: Annotated[int, Field(ge=1)] = Field(
-        2 * 1024**3, description="Larger training objects are refused (train them as a container task)."
-    )
 
     lambda_min_remaining_s: Annotated[float, Field(ge=0)] = Field(
         120.0, description="The Lambda handler refuses to start training with less time left than this."
@@ -126,10 +127,35 @@ class Settings(BaseSettings):
     )
     log_format: LogFormat = Field("auto", description="auto (JSON unless stderr is a terminal) | json | console.")
 
+    # The backends' settings: keyword overrides for them, and each one once built.
+    _backend_values: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _backends: dict[tuple[str, str], BaseSettings] = PrivateAttr(default_factory=dict)
+    _env_file: Any = PrivateAttr(".env")
+
+    def __init__(self, **values: Any) -> None:
+        """Read the settings; keyword arguments override the environment, a backend's too (``s3_bucket="b"``).
+
+        Raises:
+            ConfigError: a keyword no setting takes, an unknown component name, or a chosen
+                backend's settings are missing or invalid (``CCML_STORAGE=s3 needs CCML_S3_BUCKET``).
+        """
+        own = {key for v in backend_settings.variables(type(self)) for key in (v.field, v.argument)}
+        extra = {key: values.pop(key) for key in [k for k in values if not k.startswith("_") and k not in own]}
+        super().__init__(**values)
+        if extra:
+            offered = {v.key for v in backend_settings.registered(REGISTRIES)}
+            if unknown := sorted(set(extra) - offered):
+                read_by_none = ", ".join(f"CCML_{key.upper()}" for key in unknown)
+                raise ConfigError(f"unknown setting(s): {', '.join(unknown)} (nothing reads {read_by_none})")
+        self._backend_values = extra
+        self._env_file = values.get("_env_file", self.model_config.get("env_file"))
+        for registry, name in self.chosen_backends():
+            self.backend(registry, name)  # fail at start-up, not at first use
+
     @field_validator("storage", "trainer", "predictor")
     @classmethod
     def _known_component(cls, value: str, info: ValidationInfo) -> str:
-        registries: dict[str, Registry[Any]] = {"storage": MODEL_STORES, "trainer": TRAINERS, "predictor": PREDICTORS}
+        registries = {registry.setting: registry for registry in REGISTRIES if registry.setting}
         return registries[str(info.field_name)].check(value)
 
     @field_validator("signing_key")
@@ -147,17 +173,19 @@ class Settings(BaseSettings):
             raise ValueError("cross-validation needs at least 2 folds (0 turns it off)")
         return value
 
-    @model_validator(mode="after")
-    def _backend_needs(self) -> Settings:
-        if self.storage == "s3" and not self.s3_bucket:
-            raise ValueError("CCML_STORAGE=s3 needs CCML_S3_BUCKET")
-        if self.s3_model_prefix.strip("/") and self.s3_data_prefix.startswith(self.s3_model_prefix):
-            raise ValueError("CCML_S3_DATA_PREFIX must not lie under CCML_S3_MODEL_PREFIX (retraining would loop)")
-        return self
-
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
-        """Build settings from the environment, turning validation errors into ``ConfigError``."""
+        """Build settings from the environment, turning validation errors into ``ConfigError``.
+
+        ``CCML_*`` variables of the environment or ``.env`` that no setting reads (Settings' own,
+        every registered backend's, ``OTHER_VARIABLES``) produce one ``UnknownSettingWarning``
+        naming them, on stderr.
+        """
+        own = {v.name for v in backend_settings.variables(cls)} | OTHER_VARIABLES
+        unknown = backend_settings.unknown_variables(own, REGISTRIES, cls.model_config.get("env_file"))
+        if unknown:
+            message = f"unknown CCML_* variables, ignored: {', '.join(unknown)}"
+            warnings.warn(message, UnknownSettingWarning, stacklevel=2)
         try:
             return cls(**overrides)
         except ValidationError as exc:
@@ -187,6 +215,49 @@ class Settings(BaseSettings):
         """The local model store's root: ``$CCML_HOME/models``."""
         return self.home / "models"
 
+    def chosen_backends(self) -> list[tuple[Registry[Any], str]]:
+        """The backends the settings pick (store, trainer, predictor) that declare settings of their own."""
+        picked = [(registry, str(getattr(self, registry.setting))) for registry in REGISTRIES if registry.setting]
+        return [(registry, name) for registry, name in picked if registry.settings_model(name) is not None]
+
+    @overload
+    def backend(self, registry: Registry[Any], name: str) -> BaseSettings: ...
+
+    @overload
+    def backend(self, registry: Registry[Any], name: str, model: type[M]) -> M: ...
+
+    def backend(self, registry: Registry[Any], name: str, model: type[M] | None = None) -> BaseSettings:
+        """The settings of backend ``name`` of ``registry``, read once from the environment, ``.env`` and overrides.
+
+        With ``model``, the settings are checked to be of that class (and typed as such).
+
+        Raises:
+            ConfigError: the backend declares no settings (or not ``model``), or they are
+                missing or invalid: the message names the ``CCML_*`` variables.
+        """
+        key = (registry.group, name)
+        if key not in self._backends:
+            declared = registry.settings_model(name)
+            if declared is None:
+                raise ConfigError(f"{registry.concept} {name!r} declares no settings")
+            picked_by = backend_settings.chooser(registry, name)
+            self._backends[key] = backend_settings.build(declared, self._backend_values, picked_by, self._env_file)
+        values = self._backends[key]
+        if model is not None and not isinstance(values, model):
+            raise ConfigError(f"{registry.concept} {name!r} has {type(values).__name__} settings, not {model.__name__}")
+        return values
+
     def masked(self) -> dict[str, Any]:
-        """The effective settings as JSON-ready values, secrets replaced by ``**********``."""
-        return self.model_dump(mode="json")
+        """The effective settings (the chosen backends' included) as JSON-ready values, secrets as ``**********``."""
+        values = self.model_dump(mode="json")
+        for registry, name in self.chosen_backends():
+            backend = self.backend(registry, name)
+            dumped = backend.model_dump(mode="json")
+            values.update({v.key: dumped[v.field] for v in backend_settings.variables(type(backend))})
+        return values
+
+
+def setting_variables() -> set[str]:
+    """Every ``CCML_*`` variable a setting reads: Settings' own and those of every registered backend."""
+    own = {v.name for v in backend_settings.variables(Settings)}
+    return own | {v.name for v in backend_settings.registered(REGISTRIES)}

@@ -13,10 +13,12 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from ccml.core.contracts import DataSource, ModelStore
-from ccml.core.errors import ConcurrentUpdateError, ConfigError, DataSourceError, ObjectExistsError
+from ccml.core.errors import ConcurrentUpdateError, DataSourceError, ObjectExistsError
+from ccml.core.registry import DATA_SOURCES, MODEL_STORES
 from ccml.core.settings import Settings
 from ccml.core.types import Dataset
 from ccml.storage.csv_text import read_csv_text
+from ccml.storage.s3_settings import S3Settings, S3StoreSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -173,11 +175,10 @@ def build_s3_model_store(settings: Settings) -> S3ModelStore:
     """Return the model store under ``CCML_S3_BUCKET`` and ``CCML_S3_MODEL_PREFIX``, with the configured store options.
 
     Raises:
-        ConfigError: ``CCML_S3_BUCKET`` is not set.
+        ConfigError: ``CCML_S3_BUCKET`` is not set, or an ``CCML_S3_*`` variable is invalid.
     """
-    if not settings.s3_bucket:
-        raise ConfigError("CCML_STORAGE=s3 needs CCML_S3_BUCKET")
-    return S3ModelStore(make_client(), settings.s3_bucket, settings.s3_model_prefix, **settings.store_options())
+    s3 = settings.backend(MODEL_STORES, "s3", S3StoreSettings)
+    return S3ModelStore(make_client(), s3.bucket, s3.model_prefix, **settings.store_options())
 
 
 def build_s3_data_source(settings: Settings, location: str) -> S3DataSource:
@@ -185,6 +186,8 @@ def build_s3_data_source(settings: Settings, location: str) -> S3DataSource:
 
     Raises:
         DataSourceError: ``location`` is not of the form ``s3://bucket/key``.
+        ConfigError: an ``CCML_S3_*`` variable is invalid.
     """
     bucket, key = parse_s3_uri(location)
-    return S3DataSource(make_client(), bucket, key, max_bytes=settings.s3_max_data_bytes)
+    s3 = settings.backend(DATA_SOURCES, "s3", S3Settings)
+    return S3DataSource(make_client(), bucket, key, max_bytes=s3.max_data_bytes)

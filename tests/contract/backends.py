@@ -4,7 +4,10 @@ A new backend joins every contract test by adding one entry to ``MODEL_STORE_BAC
 ``DATA_SOURCE_BACKENDS``. A factory is a context manager, so a backend that needs set-up and
 tear-down fits: the S3 entries run inside ``moto.mock_aws()`` with fake credentials and a
 fresh bucket. A model-store factory yields an *opener*: every store it opens (with or without
-a signing key) sees the same location, so tests can reopen a store with another key.
+a signing key) sees the same location, so tests can reopen a store with another key; its
+``settings`` are the keyword settings with which the registry builds a store at that same
+location (``Settings(storage=name, **opener.settings)``), so the backend's registration and
+its own settings are checked too.
 """
 
 from __future__ import annotations
@@ -30,9 +33,25 @@ class DataSourceBackend(Protocol):
     def source(self, name: str) -> DataSource:
         """A data source reading the object ``name`` (which may not exist)."""
 
+    def location(self, name: str) -> str:
+        """Where the object ``name`` is, as ``ccml train LOCATION`` takes it (the registry builds its source)."""
+
 
 class StoreOpener(Protocol):
+    settings: dict[str, Any]
+
     def __call__(self, signing_key: bytes | None = None) -> ModelStore: ...
+
+
+class Opener:
+    """A ``StoreOpener`` from a function and the settings that select the same location."""
+
+    def __init__(self, open_store: Callable[[bytes | None], ModelStore], **settings: Any) -> None:
+        self.open_store = open_store
+        self.settings = settings
+
+    def __call__(self, signing_key: bytes | None = None) -> ModelStore:
+        return self.open_store(signing_key)
 
 
 ModelStoreFactory = Callable[[Path], AbstractContextManager[StoreOpener]]
@@ -44,7 +63,7 @@ def local_model_store(workdir: Path) -> Iterator[StoreOpener]:
     def open_store(signing_key: bytes | None = None) -> ModelStore:
         return LocalModelStore(workdir / "models", signing_key=signing_key)
 
-    yield open_store
+    yield Opener(open_store, home=workdir)  # the local store is $CCML_HOME/models
 
 
 class LocalFiles:
@@ -57,6 +76,9 @@ class LocalFiles:
 
     def source(self, name: str) -> DataSource:
         return LocalDataSource(self.root / name)
+
+    def location(self, name: str) -> str:
+        return str(self.root / name)
 
 
 @contextmanager
@@ -104,7 +126,7 @@ def s3_model_store(workdir: Path) -> Iterator[StoreOpener]:
         def open_store(signing_key: bytes | None = None) -> ModelStore:
             return S3ModelStore(client, "contract-models", "ccml/models/", signing_key=signing_key)
 
-        yield open_store
+        yield Opener(open_store, s3_bucket="contract-models", s3_model_prefix="ccml/models/")
 
 
 class S3Objects:
@@ -119,6 +141,9 @@ class S3Objects:
         from ccml.storage.s3 import S3DataSource
 
         return S3DataSource(self.client, self.bucket, f"data/{name}")
+
+    def location(self, name: str) -> str:
+        return f"s3://{self.bucket}/data/{name}"
 
 
 @contextmanager

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ccml.core.backend_settings import BackendSettings
 from ccml.core.components import build_data_source, build_model_store, build_predictor, build_trainer
 from ccml.core.errors import ConfigError
 from ccml.core.registry import DATA_SOURCES, MODEL_STORES, PREDICTORS, TRAINERS, Registry
-from ccml.core.settings import Settings
+from ccml.core.settings import Settings, setting_variables
 from ccml.core.types import TrainingResult
 from ccml.models.serving.onnx import OnnxPredictor
 from ccml.models.serving.sklearn import SklearnPredictor
@@ -21,6 +23,7 @@ from ccml.models.training.trainers import (
     RandomForestTrainer,
 )
 from ccml.storage.local import LocalDataSource, LocalModelStore
+from ccml.storage.s3_settings import S3Settings, S3StoreSettings
 
 PLUGIN_MODULE = "ccml_dummy_store_plugin"
 
@@ -148,6 +151,7 @@ def dummy_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     )
     # Registry.get caches the imported factory: restore the registry and modules afterwards.
     monkeypatch.setattr(MODEL_STORES, "_entries", dict(MODEL_STORES._entries))
+    monkeypatch.setattr(MODEL_STORES, "_settings", dict(MODEL_STORES._settings))
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     yield site
@@ -173,3 +177,112 @@ def test_plugin_is_unknown_without_its_distribution() -> None:
     assert "dummy" not in MODEL_STORES.names()
     with pytest.raises(ConfigError, match="unknown model store 'dummy'"):
         Settings(storage="dummy")
+
+
+# -- settings declared by an entry --------------------------------------------------------------
+SETTINGS_MODULE = "ccml_dummy_settings_module"
+
+
+class WidgetSettings(BackendSettings):
+    model_config = SettingsConfigDict(env_prefix="CCML_WIDGET_")
+    size: int = 1
+
+
+class NotCcmlSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OTHER_")
+
+
+def test_settings_model_is_the_registered_class_or_none() -> None:
+    registry: Registry[object] = Registry("widget", "ccml.tests.widgets")
+    registry.register("plain", _factory)
+    registry.register("sized", _factory, settings=WidgetSettings)
+    assert registry.settings_model("plain") is None
+    assert registry.settings_model("sized") is WidgetSettings
+    registry.register("sized", _factory)  # registered again without settings: it has none
+    assert registry.settings_model("sized") is None
+    with pytest.raises(ConfigError, match="unknown widget 'other'"):
+        registry.settings_model("other")
+
+
+def test_settings_path_is_imported_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / f"{SETTINGS_MODULE}.py").write_text(
+        "from pydantic_settings import SettingsConfigDict\n"
+        "from ccml.core.backend_settings import BackendSettings\n\n"
+        "class LazySettings(BackendSettings):\n"
+        "    model_config = SettingsConfigDict(env_prefix='CCML_LAZY_')\n"
+        "    level: int = 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, SETTINGS_MODULE, raising=False)
+    registry: Registry[object] = Registry("widget", "ccml.tests.widgets")
+    registry.register("lazy", _factory, settings=f"{SETTINGS_MODULE}:LazySettings")
+    assert SETTINGS_MODULE not in sys.modules
+    model = registry.settings_model("lazy")
+    assert model is sys.modules[SETTINGS_MODULE].LazySettings
+    assert model is not None
+    assert model().level == 3  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ("colorsys:ONE_THIRD", "no BaseSettings class"),
+        (f"{__name__}:NotCcmlSettings", r"must read CCML_\* \(env_prefix='OTHER_'\)"),
+        ("ccml_no_such_module_anywhere:Settings", "cannot import"),
+    ],
+)
+def test_bad_settings_path_raises_config_error(settings: str, message: str) -> None:
+    registry: Registry[object] = Registry("widget", "ccml.tests.widgets")
+    registry.register("broken", _factory, settings=settings)
+    with pytest.raises(ConfigError, match=message):
+        registry.settings_model("broken")
+
+
+def test_builtin_s3_entries_declare_their_settings() -> None:
+    assert MODEL_STORES.settings_model("s3") is S3StoreSettings
+    assert DATA_SOURCES.settings_model("s3") is S3Settings
+    assert MODEL_STORES.settings_model("local") is None
+    assert MODEL_STORES.setting == "storage"
+    assert DATA_SOURCES.setting is None  # a location's URI scheme picks the data source
+
+
+@pytest.fixture
+def plugin_with_settings(dummy_plugin: Path) -> Path:
+    """The dummy plugin, now also declaring settings (CCML_DUMMY_*) in ``ccml.model_stores.settings``."""
+    with (dummy_plugin / "ccml_dummy_plugin-0.0.0.dist-info" / "entry_points.txt").open("a") as points:
+        points.write(f"\n[ccml.model_stores.settings]\ndummy = {PLUGIN_MODULE}:DummySettings\n")
+    with (dummy_plugin / f"{PLUGIN_MODULE}.py").open("a") as module:
+        module.write(
+            textwrap.dedent(
+                """
+                from pydantic_settings import SettingsConfigDict
+                from ccml.core.backend_settings import BackendSettings
+
+
+                class DummySettings(BackendSettings):
+                    model_config = SettingsConfigDict(env_prefix="CCML_DUMMY_")
+                    subdir: str
+
+
+                def build_dummy_store(settings):
+                    dummy = settings.backend(MODEL_STORES, "dummy")
+                    return DummyModelStore(settings.models_root / dummy.subdir)
+
+
+                from ccml.core.registry import MODEL_STORES
+                """
+            )
+        )
+    importlib.invalidate_caches()
+    return dummy_plugin
+
+
+def test_plugin_declares_settings_through_an_entry_point(
+    plugin_with_settings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigError, match=r"^CCML_STORAGE=dummy needs CCML_DUMMY_SUBDIR$"):
+        Settings.load(storage="dummy", home=tmp_path / "home")
+    monkeypatch.setenv("CCML_DUMMY_SUBDIR", "elsewhere")
+    store = build_model_store(Settings.load(storage="dummy", home=tmp_path / "home"))
+    assert store.describe() == {"backend": "dummy", "location": str(tmp_path / "home" / "models" / "elsewhere")}
+    assert "CCML_DUMMY_SUBDIR" in setting_variables()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 
@@ -16,8 +16,12 @@ from ccml.core.components import build_data_source, build_model_store, build_tra
 from ccml.core.contracts import DataSource, ModelStore
 from ccml.core.errors import CcmlError, InsufficientTimeError
 from ccml.core.events import ObjectCreated, parse_event
+from ccml.core.registry import DATA_SOURCES
 from ccml.core.settings import Settings
 from ccml.models.training.workflow import RetrainWorkflow
+
+if TYPE_CHECKING:  # training never imports a backend: the registry names it
+    from ccml.storage.s3_settings import S3Settings
 
 log = structlog.get_logger(__name__)
 
@@ -96,14 +100,19 @@ class EventRetrainer:
 
 
 def build_event_retrainer(settings: Settings) -> EventRetrainer:
-    """The components of event-driven retraining, built from settings."""
+    """The components of event-driven retraining, built from settings.
+
+    The events are S3's, so the S3 data source's settings (``CCML_S3_*``) say which bucket and
+    prefix may train, whatever the model store.
+    """
     store = build_model_store(settings)
+    s3 = cast("S3Settings", settings.backend(DATA_SOURCES, "s3"))
     return EventRetrainer(
         workflow=RetrainWorkflow.from_settings(settings, store, build_trainer(settings)),
         store=store,
         source_for=lambda uri: build_data_source(settings, uri),
-        bucket=settings.s3_bucket,
-        data_prefix=settings.s3_data_prefix,
-        model_prefix=settings.s3_model_prefix,
+        bucket=s3.bucket,
+        data_prefix=s3.data_prefix,
+        model_prefix=s3.model_prefix,
         min_remaining_s=settings.lambda_min_remaining_s,
     )
