@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.main import get_command
 
 from ccml.cli import app
-from ccml.core.settings import Settings
+from ccml.core.settings import setting_variables
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
 # A row of a settings table: | `CCML_NAME` | default | meaning |
@@ -16,11 +16,7 @@ TABLE_ROW = re.compile(r"^\| `(CCML_[A-Z0-9_]+)` \|", re.MULTILINE)
 
 
 def _variables() -> set[str]:
-    names = set()
-    for name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        names.add(str(alias) if isinstance(alias, str) else f"CCML_{name.upper()}")
-    return names
+    return setting_variables()  # Settings' own and every registered backend's CCML_* variables
 
 
 def test_every_setting_has_a_row_in_a_settings_table_and_every_row_is_a_setting() -> None:
