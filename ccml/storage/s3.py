@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from ccml.core.contracts import DataSource, ModelStore
 from ccml.core.errors import ConcurrentUpdateError, DataSourceError, ObjectExistsError
 from ccml.core.registry import DATA_SOURCES, MODEL_STORES
@@ -124,7 +126,7 @@ class S3ModelStore(ModelStore):
         # A range of limit + 1 bytes: an object that is too large is known without downloading it.
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=0-{limit}")
-        except Exception as exc:  # NoSuchKey included: its code is in _MISSING
+        except ClientError as exc:  # NoSuchKey included: its code is in _MISSING
             if _error_code(exc) in _MISSING:
                 return None
             if _error_code(exc) in _EMPTY_RANGE:  # a zero-byte object has no byte 0
@@ -141,7 +143,7 @@ class S3ModelStore(ModelStore):
     def _write_new(self, key: str, data: bytes) -> None:
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
-        except Exception as exc:
+        except ClientError as exc:
             if _error_code(exc) in _PRECONDITION:
                 raise ObjectExistsError(f"{key} already exists") from exc
             raise
@@ -150,7 +152,7 @@ class S3ModelStore(ModelStore):
         condition = {"IfMatch": expected} if expected is not None else {"IfNoneMatch": "*"}
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)  # type: ignore[arg-type]
-        except Exception as exc:
+        except ClientError as exc:
             if _error_code(exc) in _PRECONDITION or _error_code(exc) in _MISSING:
                 raise ConcurrentUpdateError(f"{key} changed since it was read") from exc
             raise
@@ -158,7 +160,7 @@ class S3ModelStore(ModelStore):
     def _token(self, key: str) -> str | None:
         try:
             return str(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"])
-        except Exception as exc:
+        except ClientError as exc:
             if _error_code(exc) in _MISSING:
                 return None
             raise
