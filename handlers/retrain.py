@@ -32,7 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     structlog.contextvars.bind_contextvars(request_id=context.aws_request_id)
     try:
         return _retrainer().handle(event, lambda: context.get_remaining_time_in_millis() / 1000)
-    except Exception as exc:
+    except Exception as exc:  # the entry point's boundary
         # One structured line, then re-raise so Lambda's retries and dead-letter queue apply (for an SQS
         # batch: the whole batch returns to the queue; what already trained reports "already processed").
         log.error("retrain_failed", error=str(exc), error_type=type(exc).__name__)

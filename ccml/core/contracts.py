@@ -46,8 +46,8 @@ class DataSource(ABC):
             dataset = self._load()
         except CcmlError:
             raise
-        except Exception as exc:
-            raise DataSourceError(f"cannot load data from {self.location()}: {exc}") from exc
+        except Exception as exc:  # the source's boundary: its library's errors become ours
+            raise DataSourceError(f"cannot load data from {self.location()}: {str(exc)[:500]}") from exc
         log.info("data_loaded", rows=len(dataset.frame), **self.describe())
         return dataset
 
@@ -244,7 +244,7 @@ class Predictor(ABC):
             probabilities = self._predict_proba(records)
         except CcmlError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # the backend's boundary: its runtime's errors become ours
             raise PredictionError(f"model {self.version} failed to predict: {exc}") from exc
         if probabilities.shape != (len(records),):
             raise PredictionError(f"model {self.version} returned shape {probabilities.shape} for {len(records)} rows")
@@ -257,7 +257,7 @@ class Predictor(ABC):
             return self._predict_one(record)
         except CcmlError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # the backend's boundary: its runtime's errors become ours
             raise PredictionError(f"model {self.version} failed to predict: {exc}") from exc
 
     def _predict_one(self, record: Mapping[str, Any]) -> float:

@@ -89,11 +89,8 @@ class EventRetrainer:
             return {**summary, "status": "already processed", "reason": claim.reason, "version": claim.version}
         try:
             outcome = self.workflow.run(self.source_for(obj.uri))
-        except CcmlError as exc:
-            self.store.fail_claim(obj.identity, str(exc))
-            raise
-        except Exception as exc:
-            self.store.fail_claim(obj.identity, repr(exc))
+        except Exception as exc:  # the claim's boundary: whatever failed, a retry may take it over
+            self.store.fail_claim(obj.identity, str(exc) if isinstance(exc, CcmlError) else repr(exc))
             raise
         self.store.complete_claim(obj.identity, outcome.version)
         return {**summary, "status": "trained", **outcome.summary()}
