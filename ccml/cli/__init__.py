@@ -2,6 +2,7 @@
 
 Each module holds a group of commands (``training``, ``models``, ``serving``); importing them
 registers the commands on ``app``. See ``ccml.cli.common`` for the output and error rules.
+A composition root: may import anything in ``ccml`` (heavy modules lazily, inside commands).
 """
 
 from __future__ import annotations

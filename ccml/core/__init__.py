@@ -1,4 +1,6 @@
-"""Core: settings, contracts, registry, errors, logging and the feature schema.
+"""Core: the contracts and what they stand on: settings, registry, errors, logging, the feature
+schema, artifacts and manifests, and the model store's semantics over its storage primitive.
 
-Nothing in ``ccml.core`` imports from the rest of ``ccml``; every other package builds on it.
+May import only the standard library and third-party packages: nothing else from ``ccml``
+(implementations are named by dotted paths in the registry). Every other package builds on it.
 """
