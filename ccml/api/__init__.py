@@ -1,7 +1,7 @@
 """The REST inference service: a FastAPI app composed from settings-built components.
 
-A composition root: may import anything in ``ccml`` but ``ccml.models.training`` is never needed
-to serve; never ``handlers`` (the other composition).
+A composition root: may import ``ccml.core``, ``ccml.models.serving`` and, through the registry,
+the backends; never ``ccml.models.training`` (serving needs no training stack) or ``handlers``.
 """
 
 from __future__ import annotations
