@@ -51,6 +51,13 @@ class DataSource(ABC):
         log.info("data_loaded", rows=len(dataset.frame), **self.describe())
         return dataset
 
+    def at_version(self, version_id: str) -> DataSource:
+        """This source, reading the object's version ``version_id`` where the backend keeps versions.
+
+        Hook: a backend without versions returns itself (and ``Dataset.identity`` says what was read).
+        """
+        return self
+
     def location(self) -> str:
         """Where the data lives, for messages (from ``describe``)."""
         return self.describe().get("location", type(self).__name__)

@@ -64,18 +64,26 @@ def _error_code(exc: Exception) -> str:
 class S3DataSource(DataSource):
     """One CSV object in S3, refused when larger than ``max_bytes``."""
 
-    def __init__(self, client: S3Client, bucket: str, key: str, max_bytes: int | None = None) -> None:
+    def __init__(
+        self, client: S3Client, bucket: str, key: str, max_bytes: int | None = None, version_id: str | None = None
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.key = key
         self.max_bytes = max_bytes
+        self.version_id = version_id
+
+    def at_version(self, version_id: str) -> S3DataSource:
+        """This object's version ``version_id`` (what an event of a versioned bucket announced)."""
+        return S3DataSource(self.client, self.bucket, self.key, self.max_bytes, version_id)
 
     def describe(self) -> dict[str, str]:
         """Return the backend name and the object's ``s3://`` URI (safe to log)."""
         return {"backend": "s3", "location": f"s3://{self.bucket}/{self.key}"}
 
     def _load(self) -> Dataset:
-        head = self.client.head_object(Bucket=self.bucket, Key=self.key)
+        pinned: dict[str, Any] = {"VersionId": self.version_id} if self.version_id else {}
+        head = self.client.head_object(Bucket=self.bucket, Key=self.key, **pinned)
         size = int(head["ContentLength"])
         if self.max_bytes is not None and size > self.max_bytes:
             raise DataSourceError(
@@ -91,7 +99,8 @@ class S3DataSource(DataSource):
             frame=read_csv_text(data, f"s3://{self.bucket}/{self.key}"),
             fingerprint=hashlib.sha256(data).hexdigest(),
             source=self.describe(),
-            identity=f"s3://{self.bucket}/{self.key}@{version_id or etag}",
+            # "null" is what a versioning-suspended bucket calls every version: the ETag names it.
+            identity=f"s3://{self.bucket}/{self.key}@{version_id if version_id not in (None, 'null') else etag}",
         )
 
 

@@ -18,12 +18,38 @@ from ccml.core.errors import CcmlError, InsufficientTimeError
 from ccml.core.events import ObjectCreated, parse_event
 from ccml.core.registry import DATA_SOURCES
 from ccml.core.settings import Settings
+from ccml.core.types import Dataset
 from ccml.models.training.workflow import RetrainWorkflow
 
 if TYPE_CHECKING:  # training never imports a backend: the registry names it
     from ccml.storage.s3_settings import S3Settings
 
 log = structlog.get_logger(__name__)
+
+
+class AnnouncedObject(DataSource):
+    """The data source of an announced object: the version the event announced, where the bucket
+    keeps versions (the claim names it, and it is what trains).
+
+    Without versions only the current bytes can be read; if their ETag is not the announced one,
+    the object was overwritten after the event, and that is logged (``event_object_changed``).
+    """
+
+    def __init__(self, source: DataSource, announced: ObjectCreated) -> None:
+        self.announced = announced
+        self.source = source.at_version(announced.version_id) if announced.version_id else source
+
+    def describe(self) -> dict[str, str]:
+        """The inner source's description."""
+        return self.source.describe()
+
+    def _load(self) -> Dataset:
+        dataset = self.source.load()
+        if dataset.identity != self.announced.identity:
+            log.warning(
+                "event_object_changed", announced=self.announced.identity, read=dataset.identity, **self.describe()
+            )
+        return dataset
 
 
 @dataclass
@@ -88,7 +114,7 @@ class EventRetrainer:
             log.info("object_already_processed", object=obj.uri, reason=claim.reason, version=claim.version)
             return {**summary, "status": "already processed", "reason": claim.reason, "version": claim.version}
         try:
-            outcome = self.workflow.run(self.source_for(obj.uri))
+            outcome = self.workflow.run(AnnouncedObject(self.source_for(obj.uri), obj))
         except Exception as exc:  # the claim's boundary: whatever failed, a retry may take it over
             self.store.fail_claim(obj.identity, str(exc) if isinstance(exc, CcmlError) else repr(exc))
             raise
