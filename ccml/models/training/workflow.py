@@ -138,11 +138,9 @@ class RetrainWorkflow:
             unservable = self._unservable(result)
         with stage("compare"):
             decision = self._decide(result, force, unservable)
-        artifact = ModelArtifact(
-            result.artifact.manifest.model_copy(update={"promotion": decision}),
-            result.artifact.files,
-            result.artifact._pipeline,
-        )
+        # The store writes the manifest and the files; the fitted object in memory is not saved.
+        manifest = result.artifact.manifest.model_copy(update={"promotion": decision})
+        artifact = ModelArtifact(manifest, result.artifact.files)
         with stage("save"):
             saved = self.store.save(artifact)
         if decision.promoted:
@@ -162,7 +160,10 @@ class RetrainWorkflow:
             served = self.predictor_factory(result.artifact).predict_proba(rows)
         except CcmlError as exc:
             return f"the {self.serving_backend} backend cannot serve it: {exc}"
-        expected = result.holdout_scores[: len(rows)] if result.holdout_scores is not None else served
+        if result.holdout_scores is not None:
+            expected = result.holdout_scores[: len(rows)]
+        else:  # a result made without train_and_evaluate: ask the trained model itself
+            expected = result.model.predict_proba(rows)
         difference = float(np.max(np.abs(served - expected))) if len(rows) else 0.0
         if difference > SERVING_TOLERANCE:
             return f"the {self.serving_backend} backend answers differently (max |p diff| {difference:.1e})"
