@@ -1,0 +1,87 @@
+"""Run the aggregation on an engine: log files in, every problem reported, the feature table out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import structlog
+
+from ccml.activity.engines import Engine
+from ccml.activity.features import feature_table
+from ccml.activity.sql import events_sql, features_sql, problems_sql
+from ccml.core.activity import ActivitySchema
+from ccml.core.errors import DataValidationError, ValidationIssue
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """The feature table of a log at one or more cut-off days, and how long each step took."""
+
+    table: pd.DataFrame
+    entities: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def calendar_frame(schema: ActivitySchema, calendar: pd.DataFrame) -> pd.DataFrame:
+    """A course calendar as ``course, start`` (dates); ``DataValidationError`` naming what is wrong."""
+    declared = schema.calendar
+    missing = [c for c in (declared.course, declared.start) if c not in calendar.columns]
+    if missing:
+        raise DataValidationError([ValidationIssue(c, "required calendar column is missing") for c in missing])
+    starts = pd.to_datetime(calendar[declared.start], errors="coerce")
+    bad = starts.isna()
+    if bad.any():
+        rows = tuple(int(i) + 1 for i in calendar.index[bad.to_numpy()][:5])
+        raise DataValidationError([ValidationIssue(declared.start, "not a date", int(bad.sum()), rows)])
+    return pd.DataFrame({"course": calendar[declared.course].astype(str).str.strip(), "start": starts.dt.date})
+
+
+def problems(engine: Engine, schema: ActivitySchema) -> list[ValidationIssue]:
+    """Every problem of the materialized events, one issue per kind."""
+    found = engine.query(problems_sql(schema, engine.dialect))
+    issues = []
+    for problem, count, example in zip(found["problem"], found["n"], found["example"], strict=True):
+        if int(count) > 0:
+            shown = f" (e.g. {str(example)[:40]})" if isinstance(example, str) else ""
+            issues.append(ValidationIssue("(log)", f"{problem}{shown}", int(count)))
+    return issues
+
+
+def aggregate(
+    engine: Engine,
+    schema: ActivitySchema,
+    paths: Sequence[Path],
+    days: Sequence[int],
+    *,
+    calendar: pd.DataFrame | None = None,
+) -> Aggregation:
+    """The feature table of the log in ``paths`` at each of ``days``.
+
+    Raises:
+        DataValidationError: the log has problems (all of them are listed); nothing is computed from it.
+    """
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    engine.register_logs(paths)
+    if calendar is not None:
+        engine.register_frame("ccml_calendar", calendar_frame(schema, calendar))
+    engine.materialize("ccml_events", events_sql(schema, engine.dialect))
+    seconds["read"] = round(time.perf_counter() - started, 3)
+    issues = problems(engine, schema)
+    if issues:
+        raise DataValidationError(issues)
+    started = time.perf_counter()
+    aggregates = engine.query(features_sql(schema, engine.dialect, list(days), calendar=calendar is not None))
+    seconds["aggregate"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    table = feature_table(schema, aggregates)
+    seconds["features"] = round(time.perf_counter() - started, 3)
+    entities = int(table[schema.entity].nunique())
+    log.info("log_aggregated", engine=engine.name, files=len(paths), entities=entities, days=list(days), **seconds)
+    return Aggregation(table, entities, seconds)

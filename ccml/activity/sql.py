@@ -1,0 +1,226 @@
+"""The aggregation as SQL, generated from a log declaration, in the dialect of the engine that runs it.
+
+Three statements, run in order over a relation ``ccml_logs`` (the log's columns as read, plus
+``ccml_file``, the file each row came from):
+
+1. ``events_sql``: typed rows that carry events (or a problem to report): a wide log's all-zero
+   days carry nothing and are dropped here, which keeps what follows small. The engine stores
+   the result as ``ccml_events`` (a temporary table, Spark's ``CACHE TABLE``, Athena's ``CREATE
+   TABLE AS``).
+2. ``problems_sql``: one row per kind of problem, with a count and a few examples.
+3. ``features_sql(days)``: one row per entity seen in the log and cut-off day: counts of each event
+   type, active days, first and last active day, last week's activity, the later half's events and
+   bitmasks of the active days, all from events strictly before the cut-off day.
+
+Only SUM, MIN, MAX, COUNT, CASE, JOIN and GROUP BY, so the same text runs on DuckDB, Spark SQL and
+Athena/Trino; ``Dialect`` spells the few functions that differ (quoting, date parsing, date
+difference, string literals).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from ccml.core.activity import LAST_WEEK_DAYS, ActivitySchema
+
+# Days per bitmask column: sums of distinct powers of two stay exact in a DOUBLE up to 2**53.
+MASK_DAYS: Final = 52
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one engine spells what standard SQL leaves open."""
+
+    name: str
+    quote_char: str
+    string_type: str
+    backslash_escapes: bool
+
+    def quote(self, identifier: str) -> str:
+        """``identifier`` quoted (``time`` is reserved in some engines)."""
+        q = self.quote_char
+        return f"{q}{identifier.replace(q, q + q)}{q}"
+
+    def literal(self, text: str) -> str:
+        """``text`` as a string literal."""
+        if self.backslash_escapes:
+            text = text.replace("\\", "\\\\")
+        return "'" + text.replace("'", "''") + "'"
+
+    def to_date(self, expression: str) -> str:
+        """The calendar day of a timestamp or date given as text (NULL when unparsable)."""
+        if self.name == "spark":
+            return f"to_date(try_cast({expression} AS TIMESTAMP))"
+        if self.name == "athena":
+            return f"CAST(TRY(from_iso8601_timestamp({expression})) AS DATE)"
+        return f"CAST(TRY_CAST({expression} AS TIMESTAMP) AS DATE)"
+
+    def day_diff(self, start: str, end: str) -> str:
+        """Whole days from ``start`` to ``end`` (both dates)."""
+        if self.name == "spark":
+            return f"datediff({end}, {start})"
+        return f"date_diff('day', {start}, {end})"
+
+
+DUCKDB: Final = Dialect("duckdb", '"', "VARCHAR", backslash_escapes=False)
+SPARK: Final = Dialect("spark", "`", "STRING", backslash_escapes=True)
+ATHENA: Final = Dialect("athena", '"', "VARCHAR", backslash_escapes=False)
+DIALECTS: Final = {d.name: d for d in (DUCKDB, SPARK, ATHENA)}
+
+
+def _columns(schema: ActivitySchema) -> list[str]:
+    return [f"c{i}" for i in range(len(schema.logs.events))]
+
+
+def mask_columns(schema: ActivitySchema) -> list[str]:
+    """The bitmask columns of ``features_sql``: bit ``k`` of ``mask_j`` is day ``j * MASK_DAYS + k``."""
+    return [f"mask_{j}" for j in range(-(-schema.logs.course_days // MASK_DAYS))]
+
+
+def events_sql(schema: ActivitySchema, dialect: Dialect) -> str:
+    """Typed event rows (per event for a long log, per day for a wide one) and rows with a problem."""
+    logs, q = schema.logs, dialect.quote
+    text = dialect.string_type
+    if logs.course_from_filename is not None:
+        raw_course = "ccml_file"
+        course = f"NULLIF(regexp_extract(raw_course, {dialect.literal(logs.course_pattern or '')}, 1), '')"
+    else:
+        raw_course = f"CAST({q(logs.course_column or '')} AS {text})"
+        course = "NULLIF(TRIM(raw_course), '')"
+    raw_ts = f"CAST({q(logs.timestamp)} AS {text})"
+    columns = _columns(schema)
+    if logs.format == "wide":
+        raw_counts = [f"CAST({q(event)} AS {text})" for event in logs.events]
+        counts = [f"TRY_CAST({raw} AS BIGINT)" for raw in raw_counts]
+        bad_count = " OR ".join(
+            f"({r} IS NOT NULL AND ({c} IS NULL OR {c} < 0))" for r, c in zip(raw_counts, counts, strict=True)
+        )
+        typed_counts = [f"COALESCE({c}, 0) AS {name}" for c, name in zip(counts, columns, strict=True)]
+        event_type = f"CAST(NULL AS {text})"
+    else:
+        raw_n = f"CAST({q(logs.count_column)} AS {text})" if logs.count_column else "'1'"
+        n = f"TRY_CAST({raw_n} AS BIGINT)"
+        bad_count = f"({n} IS NULL OR {n} < 0)"
+        event_type = f"CAST({q(logs.event_column or '')} AS {text})"
+        typed_counts = [
+            f"CASE WHEN {event_type} = {dialect.literal(event)} THEN COALESCE({n}, 0) ELSE 0 END AS {name}"
+            for event, name in zip(logs.events, columns, strict=True)
+        ]
+    label = f"CAST({q(schema.labels.column)} AS {text})" if schema.labels.source == "log" else f"CAST(NULL AS {text})"
+    total = " + ".join(columns)
+    # Counts are checked on every row; the rest (the course, the date) only on rows that carry
+    # events: a wide log is mostly all-zero days, which say nothing and are dropped first.
+    return f"""SELECT entity, course, event_date, raw_ts, event_type, label, {", ".join(columns)}, total,
+  CASE WHEN entity IS NULL THEN 1 ELSE 0 END AS bad_entity,
+  CASE WHEN course IS NULL THEN 1 ELSE 0 END AS bad_course,
+  CASE WHEN event_date IS NULL THEN 1 ELSE 0 END AS bad_date,
+  bad_count
+FROM (
+  SELECT NULLIF(TRIM(CAST(raw_entity AS {text})), '') AS entity, {course} AS course,
+    {dialect.to_date("raw_ts")} AS event_date, raw_ts, event_type, label, {", ".join(columns)}, total, bad_count
+  FROM (
+    SELECT {q(logs.entity)} AS raw_entity, {raw_course} AS raw_course, {raw_ts} AS raw_ts,
+      {event_type} AS event_type, {label} AS label, {", ".join(columns)}, {total} AS total, bad_count
+    FROM (
+      SELECT *, {", ".join(typed_counts)}, CASE WHEN {bad_count} THEN 1 ELSE 0 END AS bad_count FROM ccml_logs
+    ) counted
+    WHERE {total} > 0 OR bad_count = 1
+  ) kept
+) typed"""
+
+
+def _good() -> str:
+    return "SELECT * FROM ccml_events WHERE bad_entity = 0 AND bad_course = 0 AND bad_date = 0 AND bad_count = 0"
+
+
+def problems_sql(schema: ActivitySchema, dialect: Dialect) -> str:
+    """One row per problem kind: ``problem``, ``n`` (rows or entities) and ``example`` (one offending value)."""
+    key = "entity, raw_ts, event_type" if schema.logs.format == "long" else "entity, event_date"
+    duplicates = (
+        "duplicate events (same entity, timestamp and type)"
+        if schema.logs.format == "long"
+        else ("duplicate days (the same entity and day more than once)")
+    )
+    text = dialect.string_type
+    parts = [
+        ("missing entity id", "bad_entity = 1", "raw_ts"),
+        ("missing or unmatched course", "bad_course = 1", "entity"),
+        ("unparsable or missing timestamp", "bad_date = 1", "raw_ts"),
+        ("count that is not a whole number >= 0", "bad_count = 1", "entity"),
+    ]
+    selects = [
+        f"SELECT {dialect.literal(name)} AS problem, COUNT(*) AS n, MIN(CAST({example} AS {text})) AS example "
+        f"FROM ccml_events WHERE {condition}"
+        for name, condition, example in parts
+    ]
+    selects.append(
+        f"SELECT {dialect.literal(duplicates)} AS problem, COUNT(*) AS n, MIN(entity) AS example FROM "
+        f"(SELECT {key} FROM ({_good()}) good GROUP BY {key} HAVING COUNT(*) > 1) repeated"
+    )
+    selects.append(
+        f"SELECT {dialect.literal('entity in more than one course')} AS problem, COUNT(*) AS n, MIN(entity) AS example "
+        f"FROM (SELECT entity FROM ({_good()}) good GROUP BY entity HAVING COUNT(DISTINCT course) > 1) several"
+    )
+    if schema.labels.source == "log":
+        selects.append(
+            f"SELECT {dialect.literal('entity with more than one label')} AS problem, COUNT(*) AS n, "
+            f"MIN(entity) AS example FROM (SELECT entity FROM ({_good()}) good GROUP BY entity "
+            f"HAVING COUNT(DISTINCT label) > 1) several"
+        )
+    return "\nUNION ALL\n".join(selects)
+
+
+def features_sql(schema: ActivitySchema, dialect: Dialect, days: list[int], *, calendar: bool = False) -> str:
+    """Per entity and cut-off day: the aggregates ``ccml.activity.features`` turns into the feature table.
+
+    With ``calendar``, courses start on the day a relation ``ccml_calendar(course, start)`` gives
+    (rows before it are ignored); otherwise on the first day any of their entities was active.
+    """
+    if not days:
+        raise ValueError("features_sql needs at least one cut-off day")
+    columns = _columns(schema)
+    sums = ", ".join(f"SUM({c}) AS {c}" for c in columns)
+    cutoffs = ", ".join(f"({int(d)})" for d in sorted(set(days)))
+    if calendar:
+        starts = "SELECT course, MIN(start) AS start FROM ccml_calendar GROUP BY course"
+    else:
+        starts = "SELECT course, MIN(event_date) AS start FROM daily GROUP BY course"
+    masks = ", ".join(
+        f"SUM(CASE WHEN i.day_index >= {j * MASK_DAYS} AND i.day_index < {(j + 1) * MASK_DAYS} "
+        f"THEN POWER(2, i.day_index - {j * MASK_DAYS}) ELSE 0 END) AS {name}"
+        for j, name in enumerate(mask_columns(schema))
+    )
+    filled = ", ".join(f"COALESCE(a.{c}, 0) AS {c}" for c in columns)
+    filled_masks = ", ".join(f"COALESCE(a.{m}, 0) AS {m}" for m in mask_columns(schema))
+    labels = ", MIN(label) AS label" if schema.labels.source == "log" else ""
+    label_out = ", r.label" if schema.labels.source == "log" else ""
+    return f"""WITH daily AS (
+  SELECT entity, course, event_date, {sums}, SUM(total) AS total{labels}
+  FROM ({_good()}) good GROUP BY entity, course, event_date
+),
+starts AS ({starts}),
+indexed AS (
+  SELECT d.*, {dialect.day_diff("s.start", "d.event_date")} AS day_index
+  FROM daily d JOIN starts s ON d.course = s.course
+),
+roster AS (SELECT entity, MIN(course) AS course{labels} FROM daily GROUP BY entity),
+cutoffs AS (SELECT cutoff FROM (VALUES {cutoffs}) AS v(cutoff)),
+aggregated AS (
+  SELECT i.entity, c.cutoff, {", ".join(f"SUM(i.{col}) AS {col}" for col in columns)},
+    COUNT(*) AS active_days, MIN(i.day_index) AS first_day, MAX(i.day_index) AS last_day,
+    SUM(i.day_index * i.total) AS day_events,
+    SUM(CASE WHEN i.day_index >= c.cutoff - {LAST_WEEK_DAYS} THEN i.total ELSE 0 END) AS last_week_events,
+    SUM(CASE WHEN i.day_index >= c.cutoff - {LAST_WEEK_DAYS} THEN 1 ELSE 0 END) AS last_week_days,
+    SUM(CASE WHEN 2 * i.day_index >= c.cutoff THEN i.total ELSE 0 END) AS late_events,
+    {masks}
+  FROM indexed i JOIN cutoffs c ON i.day_index >= 0 AND i.day_index < c.cutoff
+  WHERE i.total > 0
+  GROUP BY i.entity, c.cutoff
+)
+SELECT r.entity, r.course, c.cutoff{label_out}, {filled},
+  COALESCE(a.active_days, 0) AS active_days, a.first_day, a.last_day, COALESCE(a.day_events, 0) AS day_events,
+  COALESCE(a.last_week_events, 0) AS last_week_events, COALESCE(a.last_week_days, 0) AS last_week_days,
+  COALESCE(a.late_events, 0) AS late_events, {filled_masks}
+FROM roster r CROSS JOIN cutoffs c
+LEFT JOIN aggregated a ON a.entity = r.entity AND a.cutoff = c.cutoff"""
