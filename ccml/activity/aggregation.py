@@ -12,7 +12,7 @@ import structlog
 
 from ccml.activity.engines import Engine
 from ccml.activity.features import feature_table
-from ccml.activity.sql import events_sql, features_sql, problems_sql
+from ccml.activity.sql import events_sql, features_sql, problems_sql, progress_sql
 from ccml.core.activity import ActivitySchema
 from ccml.core.errors import DataValidationError, ValidationIssue
 
@@ -57,11 +57,11 @@ def aggregate(
     engine: Engine,
     schema: ActivitySchema,
     paths: Sequence[Path],
-    days: Sequence[int],
+    days: Sequence[int] | None,
     *,
     calendar: pd.DataFrame | None = None,
 ) -> Aggregation:
-    """The feature table of the log in ``paths`` at each of ``days``.
+    """The feature table of the log in ``paths`` at each of ``days``; each course at its current day when None.
 
     Raises:
         DataValidationError: the log has problems (all of them are listed); nothing is computed from it.
@@ -77,11 +77,25 @@ def aggregate(
     if issues:
         raise DataValidationError(issues)
     started = time.perf_counter()
+    current: dict[str, int] | None = None
+    if days is None:
+        progress = engine.query(progress_sql(schema, engine.dialect, calendar=calendar is not None))
+        current = {str(c): int(d) for c, d in zip(progress["course"], progress["current_day"], strict=True)}
+        days = sorted(set(current.values())) or [schema.logs.course_days]
     aggregates = engine.query(features_sql(schema, engine.dialect, list(days), calendar=calendar is not None))
     seconds["aggregate"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
     table = feature_table(schema, aggregates)
+    if current is not None:  # each course at its own day only
+        table = table[table["day"] == table["course"].map(current)].reset_index(drop=True)
     seconds["features"] = round(time.perf_counter() - started, 3)
     entities = int(table[schema.entity].nunique())
-    log.info("log_aggregated", engine=engine.name, files=len(paths), entities=entities, days=list(days), **seconds)
+    log.info(
+        "log_aggregated",
+        engine=engine.name,
+        files=len(paths),
+        entities=entities,
+        days=sorted(set(table["day"].tolist())),
+        **seconds,
+    )
     return Aggregation(table, entities, seconds)

@@ -171,6 +171,32 @@ def problems_sql(schema: ActivitySchema, dialect: Dialect) -> str:
     return "\nUNION ALL\n".join(selects)
 
 
+def _indexed(schema: ActivitySchema, dialect: Dialect, calendar: bool) -> str:
+    """The CTEs ``daily`` (one row per entity and active day), ``starts`` and ``indexed`` (with the course day)."""
+    sums = ", ".join(f"SUM({c}) AS {c}" for c in _columns(schema))
+    labels = ", MIN(label) AS label" if schema.labels.source == "log" else ""
+    if calendar:
+        starts = "SELECT course, MIN(start) AS start FROM ccml_calendar GROUP BY course"
+    else:
+        starts = "SELECT course, MIN(event_date) AS start FROM daily GROUP BY course"
+    return f"""daily AS (
+  SELECT entity, course, event_date, {sums}, SUM(total) AS total{labels}
+  FROM ({_good()}) good GROUP BY entity, course, event_date
+),
+starts AS ({starts}),
+indexed AS (
+  SELECT d.*, {dialect.day_diff("s.start", "d.event_date")} AS day_index
+  FROM daily d JOIN starts s ON d.course = s.course
+)"""
+
+
+def progress_sql(schema: ActivitySchema, dialect: Dialect, *, calendar: bool = False) -> str:
+    """Per course: its current day (the day after the last one with an event, at most the course's length)."""
+    return f"""WITH {_indexed(schema, dialect, calendar)}
+SELECT course, LEAST(MAX(day_index) + 1, {schema.logs.course_days}) AS current_day
+FROM indexed WHERE day_index >= 0 GROUP BY course"""
+
+
 def features_sql(schema: ActivitySchema, dialect: Dialect, days: list[int], *, calendar: bool = False) -> str:
     """Per entity and cut-off day: the aggregates ``ccml.activity.features`` turns into the feature table.
 
@@ -180,12 +206,7 @@ def features_sql(schema: ActivitySchema, dialect: Dialect, days: list[int], *, c
     if not days:
         raise ValueError("features_sql needs at least one cut-off day")
     columns = _columns(schema)
-    sums = ", ".join(f"SUM({c}) AS {c}" for c in columns)
     cutoffs = ", ".join(f"({int(d)})" for d in sorted(set(days)))
-    if calendar:
-        starts = "SELECT course, MIN(start) AS start FROM ccml_calendar GROUP BY course"
-    else:
-        starts = "SELECT course, MIN(event_date) AS start FROM daily GROUP BY course"
     masks = ", ".join(
         f"SUM(CASE WHEN i.day_index >= {j * MASK_DAYS} AND i.day_index < {(j + 1) * MASK_DAYS} "
         f"THEN POWER(2, i.day_index - {j * MASK_DAYS}) ELSE 0 END) AS {name}"
@@ -195,15 +216,7 @@ def features_sql(schema: ActivitySchema, dialect: Dialect, days: list[int], *, c
     filled_masks = ", ".join(f"COALESCE(a.{m}, 0) AS {m}" for m in mask_columns(schema))
     labels = ", MIN(label) AS label" if schema.labels.source == "log" else ""
     label_out = ", r.label" if schema.labels.source == "log" else ""
-    return f"""WITH daily AS (
-  SELECT entity, course, event_date, {sums}, SUM(total) AS total{labels}
-  FROM ({_good()}) good GROUP BY entity, course, event_date
-),
-starts AS ({starts}),
-indexed AS (
-  SELECT d.*, {dialect.day_diff("s.start", "d.event_date")} AS day_index
-  FROM daily d JOIN starts s ON d.course = s.course
-),
+    return f"""WITH {_indexed(schema, dialect, calendar)},
 roster AS (SELECT entity, MIN(course) AS course{labels} FROM daily GROUP BY entity),
 cutoffs AS (SELECT cutoff FROM (VALUES {cutoffs}) AS v(cutoff)),
 aggregated AS (

@@ -1,6 +1,6 @@
 """The ``ccml`` command line: a thin composition of settings-built components.
 
-Each module holds a group of commands (``training``, ``models``, ``serving``); importing them
+Each module holds a group of commands (``training``, ``activity``, ``models``, ``serving``); importing them
 registers the commands on ``app``. See ``ccml.cli.common`` for the output and error rules.
 A composition root: may import anything in ``ccml`` (heavy modules lazily, inside commands).
 """
@@ -11,11 +11,11 @@ import sys
 
 import typer
 
-from ccml.cli import models, serving, training
+from ccml.cli import activity, models, serving, training
 from ccml.cli.common import app
 from ccml.core.errors import ConfigError
 
-__all__ = ["app", "main", "models", "serving", "training"]
+__all__ = ["activity", "app", "main", "models", "serving", "training"]
 
 
 def main() -> None:

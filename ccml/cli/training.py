@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ccml.cli.common import JsonOption, app, data_app, emit, load_settings, user_errors
-from ccml.core.errors import EventError
+from ccml.core.errors import ConfigError, EventError
+from ccml.core.settings import Settings
+
+if TYPE_CHECKING:
+    from ccml.core.contracts import DataSource
+    from ccml.models.training.workflow import RetrainWorkflow
 
 
 # -- data --------------------------------------------------------------------------------
@@ -31,10 +37,39 @@ def data_sample(
 
 
 # -- training ----------------------------------------------------------------------------
+def _log_training(
+    settings: Settings,
+    workflow: RetrainWorkflow,
+    logs: str,
+    labels: str | None,
+    day: int | None,
+    calendar: str | None,
+    schema: Path | None,
+) -> tuple[DataSource, RetrainWorkflow]:
+    """The source and workflow of a horizon's model: the log's table as of ``day``, gated against ``day-<day>``."""
+    from ccml.activity.inputs import activity_schema, log_source
+    from ccml.activity.scoring import horizon_alias
+
+    if day is None:
+        raise ConfigError("--logs needs --day: the course day the model predicts at")
+    declared = activity_schema(settings, schema)
+    if day > declared.logs.course_days:
+        raise ConfigError(f"--day {day} lies past the course's {declared.logs.course_days} days")
+    source = log_source(settings, declared, logs, [day], labels=labels, calendar=calendar)
+    return source, replace(workflow, schema=declared.feature_schema(), alias=horizon_alias(day))
+
+
 @app.command()
 @user_errors
 def train(
-    data: Annotated[str, typer.Option(help="CSV to train on: a path, or s3://bucket/key.")],
+    data: Annotated[str | None, typer.Option(help="CSV to train on: a path, or s3://bucket/key.")] = None,
+    logs: Annotated[
+        str | None, typer.Option(help="Or an activity log (path, glob or s3:// glob): train horizon --day's model.")
+    ] = None,
+    labels: Annotated[str | None, typer.Option(help="With --logs: the labels file.")] = None,
+    day: Annotated[int | None, typer.Option(min=1, help="With --logs: the course day the model predicts at.")] = None,
+    calendar: Annotated[str | None, typer.Option(help="With --logs: a course calendar CSV.")] = None,
+    schema: Annotated[Path | None, typer.Option(help="With --logs: the activity schema file.")] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Promote even if the gate says no (a human decision).")
     ] = False,
@@ -49,8 +84,17 @@ def train(
     settings = load_settings(trainer=trainer, cv_folds=cv)
     store = build_model_store(settings)
     workflow = RetrainWorkflow.from_settings(settings, store, build_trainer(settings))
-    outcome = workflow.run(build_data_source(settings, data), force=force)
+    if (data is None) == (logs is None):
+        raise ConfigError("give --data (a table) or --logs (an activity log), not both")
+    if logs is not None:
+        source, workflow = _log_training(settings, workflow, logs, labels, day, calendar, schema)
+    else:
+        source = build_data_source(settings, str(data))
+    outcome = workflow.run(source, force=force)
     summary = outcome.summary()
+    if day is not None:
+        summary["day"] = day
+        summary["alias"] = workflow.alias
 
     def text() -> str:
         metrics = summary["metrics"]

@@ -81,7 +81,11 @@ class LogDeclaration(_Frozen):
 
 
 class LabelDeclaration(_Frozen):
-    """Where the outcome is: a column of a separate labels file (joined on ``entity``), or of the log itself."""
+    """Where the outcome is: a column of a separate labels file (joined on ``entity``), or of the log itself.
+
+    ``labels_without_logs`` / ``logs_without_labels``: whether labelled entities with no event,
+    and entities of the log with no label, are errors (the default) or dropped and counted.
+    """
 
     source: Literal["file", "log"] = "file"
     entity: str | None = None
@@ -89,6 +93,8 @@ class LabelDeclaration(_Frozen):
     completed_value: Category
     labels: tuple[str, str] = ("Not Completed", "Completed")
     description: str = ""
+    labels_without_logs: Literal["error", "drop"] = "error"
+    logs_without_labels: Literal["error", "drop"] = "error"
 
 
 class CalendarDeclaration(_Frozen):
@@ -109,8 +115,10 @@ def _integer(name: str, high: float, description: str) -> Feature:
     return Feature(name=name, column=name, type="integer", min=0, max=high, description=description)
 
 
-def _numeric(name: str, low: float, high: float, description: str) -> Feature:
-    return Feature(name=name, column=name, type="numeric", min=low, max=high, description=description)
+def _numeric(name: str, low: float, high: float, description: str, *, optional: bool = False) -> Feature:
+    return Feature(
+        name=name, column=name, type="numeric", min=low, max=high, description=description, optional=optional
+    )
 
 
 class ActivitySchema(_Frozen):
@@ -160,11 +168,24 @@ class ActivitySchema(_Frozen):
             _integer("n_events_last_week", MAX_EVENTS, "Events in the 7 days before the day."),
             _numeric("late_share", 0, 1, "Share of the events in the later half of the days so far."),
             _numeric("trend", -MAX_EVENTS, MAX_EVENTS, "Least-squares slope of daily events over the days so far."),
-            Feature(name="never_active", column="never_active", type="boolean", description="No event before the day."),
+            # Optional (may be constant): by a late day every enrollment of a log may have been active.
+            Feature(
+                name="never_active",
+                column="never_active",
+                type="boolean",
+                description="No event before the day.",
+                optional=True,
+            ),
             _numeric("events_vs_course", 0, MAX_EVENTS, "Events against the course's median (+1) on the same day."),
             _numeric("active_days_vs_course", 0, days + 1, "Active days against the course's median (+1)."),
             _numeric("last_week_vs_course", 0, MAX_EVENTS, "Last week's events against the course's median (+1)."),
-            _numeric("course_active_last_week", 0, 1, "Share of the course's enrollments active in the last week."),
+            _numeric(
+                "course_active_last_week",
+                0,
+                1,
+                "Share of the course's enrollments active in the last week.",
+                optional=True,
+            ),
         ]
 
     def feature_schema(self) -> FeatureSchema:

@@ -209,13 +209,15 @@ class FeatureSchema(_Frozen):
 
 
 def load_schema(path: Path | str | None = None) -> FeatureSchema:
-    """Load a schema file, or the built-in engagement schema when ``path`` is None."""
+    """Load a schema file (a table's, or an activity log's derived table), or the built-in engagement schema."""
     if path is None:
         text = resources.files("ccml.builtin_schemas").joinpath(DEFAULT_SCHEMA_RESOURCE).read_text("utf-8")
         return FeatureSchema.from_toml(text, origin=f"builtin:{DEFAULT_SCHEMA_RESOURCE}")
-    path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise SchemaError(f"cannot read schema file {path}: {exc.strerror or exc}") from exc
-    return FeatureSchema.from_toml(text, origin=str(path))
+    from ccml.core.activity import ActivitySchema, is_activity_data, read_schema_data
+
+    # A schema file may declare an activity log instead of a table: its model's inputs are
+    # then the per-enrollment features computed from that log.
+    data, origin = read_schema_data(path)
+    if is_activity_data(data):
+        return ActivitySchema.from_dict(data, origin=origin).feature_schema()
+    return FeatureSchema.from_dict(data, origin=origin)

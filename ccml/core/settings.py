@@ -76,6 +76,17 @@ class Settings(BaseSettings):
         0.5, description="Probability at or above which the answer is Completed."
     )
 
+    # Activity logs
+    log_engine: Literal["duckdb", "spark"] = Field(
+        "duckdb", description="Engine of the activity-log aggregation: duckdb (embedded) | spark (the spark extra)."
+    )
+    spark_master: str = Field(
+        "local[*]", description="Spark master URL of CCML_LOG_ENGINE=spark: local[*] or a cluster."
+    )
+    max_log_bytes: Annotated[int, Field(ge=1)] = Field(
+        20 * 1024**3, description="Largest total size of the activity-log files one run reads."
+    )
+
     # Promotion gate
     promotion_metric: Metric = Field(
         "roc_auc", description="roc_auc | pr_auc | f1 | precision | recall | accuracy | brier."
