@@ -147,6 +147,7 @@ class SparkEngine(Engine):
         """Read the files with Spark's readers (CSV cells as strings) and add the source file's path."""
         from pyspark.sql.functions import input_file_name, regexp_replace
 
+        self.close()  # a cached ccml_events of an earlier log would be re-planned over this one
         names = [str(p) for p in paths]
         reader = self._spark.read
         frame = reader.parquet(*names) if file_format(paths) == "parquet" else reader.option("header", True).csv(names)
@@ -174,6 +175,7 @@ class SparkEngine(Engine):
         """Drop the cached tables (the session stays for the next run in this process)."""
         for name in self._cached:
             self._spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
+            self._spark.catalog.dropTempView(name)
         self._cached.clear()
 
 
