@@ -51,7 +51,11 @@ def daily_events(schema: ActivitySchema, raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def reference_aggregates(
-    schema: ActivitySchema, paths: Sequence[Path], days: Sequence[int], calendar: pd.DataFrame | None = None
+    schema: ActivitySchema,
+    paths: Sequence[Path],
+    days: Sequence[int],
+    calendar: pd.DataFrame | None = None,
+    enrollments: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """What ``features_sql`` returns, computed with pandas."""
     daily = daily_events(schema, read_logs(schema, paths))
@@ -63,7 +67,11 @@ def reference_aggregates(
         starts = daily.groupby("course")["date"].min().rename("start")
     daily = daily.join(starts, on="course")
     daily["day_index"] = (daily["date"] - daily["start"]).dt.days
-    roster = daily.groupby("entity")["course"].min()
+    known = daily[["entity", "course"]]
+    if enrollments is not None:
+        listed = enrollments[[schema.entity, schema.calendar.course]].astype(str)
+        known = pd.concat([known, listed.set_axis(["entity", "course"], axis=1)])
+    roster = known.groupby("entity")["course"].min()
     parts = []
     for cutoff in sorted(set(days)):
         seen = daily[(daily["day_index"] >= 0) & (daily["day_index"] < cutoff)].copy()
@@ -91,7 +99,11 @@ def reference_aggregates(
 
 
 def reference_table(
-    schema: ActivitySchema, paths: Sequence[Path], days: Sequence[int], calendar: pd.DataFrame | None = None
+    schema: ActivitySchema,
+    paths: Sequence[Path],
+    days: Sequence[int],
+    calendar: pd.DataFrame | None = None,
+    enrollments: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The feature table the engines should produce for ``paths``."""
-    return feature_table(schema, reference_aggregates(schema, paths, days, calendar))
+    return feature_table(schema, reference_aggregates(schema, paths, days, calendar, enrollments))

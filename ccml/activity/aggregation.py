@@ -42,6 +42,23 @@ def calendar_frame(schema: ActivitySchema, calendar: pd.DataFrame) -> pd.DataFra
     return pd.DataFrame({"course": calendar[declared.course].astype(str).str.strip(), "start": starts.dt.date})
 
 
+def enrollments_frame(schema: ActivitySchema, enrollments: pd.DataFrame) -> pd.DataFrame:
+    """An enrollment list as ``entity, course`` (text); ``DataValidationError`` naming what is wrong."""
+    columns = (schema.entity, schema.calendar.course)
+    missing = [c for c in columns if c not in enrollments.columns]
+    if missing:
+        raise DataValidationError([ValidationIssue(c, "required enrollments column is missing") for c in missing])
+    entity = enrollments[schema.entity].astype("string").str.strip()
+    course = enrollments[schema.calendar.course].astype("string").str.strip()
+    blank = entity.isna() | (entity == "") | course.isna() | (course == "")
+    if blank.any():
+        rows = tuple(int(i) + 1 for i in enrollments.index[blank.to_numpy()][:5])
+        raise DataValidationError(
+            [ValidationIssue(schema.entity, "blank entity or course in the enrollments", int(blank.sum()), rows)]
+        )
+    return pd.DataFrame({"entity": entity.astype(str), "course": course.astype(str)}).drop_duplicates()
+
+
 def problems(engine: Engine, schema: ActivitySchema) -> list[ValidationIssue]:
     """Every problem of the materialized events, one issue per kind."""
     found = engine.query(problems_sql(schema, engine.dialect))
@@ -60,6 +77,7 @@ def aggregate(
     days: Sequence[int] | None,
     *,
     calendar: pd.DataFrame | None = None,
+    enrollments: pd.DataFrame | None = None,
 ) -> Aggregation:
     """The feature table of the log in ``paths`` at each of ``days``; each course at its current day when None.
 
@@ -71,6 +89,8 @@ def aggregate(
     engine.register_logs(paths)
     if calendar is not None:
         engine.register_frame("ccml_calendar", calendar_frame(schema, calendar))
+    if enrollments is not None:
+        engine.register_frame("ccml_enrollments", enrollments_frame(schema, enrollments))
     engine.materialize("ccml_events", events_sql(schema, engine.dialect))
     seconds["read"] = round(time.perf_counter() - started, 3)
     issues = problems(engine, schema)
@@ -82,7 +102,11 @@ def aggregate(
         progress = engine.query(progress_sql(schema, engine.dialect, calendar=calendar is not None))
         current = {str(c): int(d) for c, d in zip(progress["course"], progress["current_day"], strict=True)}
         days = sorted(set(current.values())) or [schema.logs.course_days]
-    aggregates = engine.query(features_sql(schema, engine.dialect, list(days), calendar=calendar is not None))
+    aggregates = engine.query(
+        features_sql(
+            schema, engine.dialect, list(days), calendar=calendar is not None, enrollments=enrollments is not None
+        )
+    )
     seconds["aggregate"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
     table = feature_table(schema, aggregates)

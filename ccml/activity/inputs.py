@@ -17,7 +17,14 @@ def activity_schema(settings: Settings, path: Path | None = None) -> ActivitySch
     return load_activity_schema(path or settings.schema_file)
 
 
-def log_inputs(settings: Settings, logs: str, *, labels: str | None = None, calendar: str | None = None) -> LogInputs:
+def log_inputs(
+    settings: Settings,
+    logs: str,
+    *,
+    labels: str | None = None,
+    calendar: str | None = None,
+    enrollments: str | None = None,
+) -> LogInputs:
     """A log's inputs from locations (local paths and globs, or ``s3://`` URIs)."""
 
     def engine() -> Engine:
@@ -29,6 +36,7 @@ def log_inputs(settings: Settings, logs: str, *, labels: str | None = None, cale
         max_bytes=settings.max_log_bytes,
         labels=build_data_source(settings, labels) if labels else None,
         calendar=build_data_source(settings, calendar) if calendar else None,
+        enrollments=build_data_source(settings, enrollments) if enrollments else None,
     )
 
 
@@ -40,6 +48,8 @@ def log_source(
     *,
     labels: str | None = None,
     calendar: str | None = None,
+    enrollments: str | None = None,
 ) -> ActivityDataSource:
     """The labelled feature table of a log as of ``days``, as a training ``DataSource``."""
-    return ActivityDataSource(schema, log_inputs(settings, logs, labels=labels, calendar=calendar), days)
+    inputs = log_inputs(settings, logs, labels=labels, calendar=calendar, enrollments=enrollments)
+    return ActivityDataSource(schema, inputs, days)

@@ -57,7 +57,7 @@ def join_labels(schema: ActivitySchema, table: pd.DataFrame, labels: pd.DataFram
     without_logs = labelled.difference(seen)
     without_labels = seen.difference(labelled)
     for missing, policy, what in (
-        (without_logs, declared.labels_without_logs, "labelled entity with no event in the log"),
+        (without_logs, declared.labels_without_logs, "labelled entity with no event in the log (give the enrollments)"),
         (without_labels, declared.logs_without_labels, "entity in the log without a label"),
     ):
         if len(missing) and policy == "error":

@@ -41,16 +41,18 @@ class LogInputs:
     max_bytes: int
     labels: DataSource | None = None
     calendar: DataSource | None = None
+    enrollments: DataSource | None = None
 
     def aggregate(self, schema: ActivitySchema, days: Sequence[int] | None) -> tuple[Aggregation, str]:
         """The unlabelled feature table at ``days`` (None: each course's current day), and the files' identity."""
         calendar = self.calendar.load().frame if self.calendar is not None else None
+        enrollments = self.enrollments.load().frame if self.enrollments is not None else None
         with tempfile.TemporaryDirectory(prefix="ccml-logs-") as work:
             paths = fetch_files(self.logs, Path(work), max_bytes=self.max_bytes)
             identity = files_identity(paths)
             engine = self.engine()
             try:
-                return aggregate(engine, schema, paths, days, calendar=calendar), identity
+                return aggregate(engine, schema, paths, days, calendar=calendar, enrollments=enrollments), identity
             finally:
                 engine.close()
 

@@ -197,11 +197,16 @@ SELECT course, LEAST(MAX(day_index) + 1, {schema.logs.course_days}) AS current_d
 FROM indexed WHERE day_index >= 0 GROUP BY course"""
 
 
-def features_sql(schema: ActivitySchema, dialect: Dialect, days: list[int], *, calendar: bool = False) -> str:
+def features_sql(
+    schema: ActivitySchema, dialect: Dialect, days: list[int], *, calendar: bool = False, enrollments: bool = False
+) -> str:
     """Per entity and cut-off day: the aggregates ``ccml.activity.features`` turns into the feature table.
 
     With ``calendar``, courses start on the day a relation ``ccml_calendar(course, start)`` gives
     (rows before it are ignored); otherwise on the first day any of their entities was active.
+    With ``enrollments``, the entities of ``ccml_enrollments(entity, course)`` are in the table
+    too, with no events if the log has none of them: an enrollment that never shows up is the one
+    most at risk, and an event log cannot say it exists.
     """
     if not days:
         raise ValueError("features_sql needs at least one cut-off day")
@@ -216,8 +221,16 @@ def features_sql(schema: ActivitySchema, dialect: Dialect, days: list[int], *, c
     filled_masks = ", ".join(f"COALESCE(a.{m}, 0) AS {m}" for m in mask_columns(schema))
     labels = ", MIN(label) AS label" if schema.labels.source == "log" else ""
     label_out = ", r.label" if schema.labels.source == "log" else ""
+    seen = "daily"
+    if enrollments:
+        label = ", label" if schema.labels.source == "log" else ""
+        none = f", CAST(NULL AS {dialect.string_type}) AS label" if schema.labels.source == "log" else ""
+        seen = (
+            f"(SELECT entity, course{label} FROM daily UNION ALL "
+            f"SELECT entity, course{none} FROM ccml_enrollments) known"
+        )
     return f"""WITH {_indexed(schema, dialect, calendar)},
-roster AS (SELECT entity, MIN(course) AS course{labels} FROM daily GROUP BY entity),
+roster AS (SELECT entity, MIN(course) AS course{labels} FROM {seen} GROUP BY entity),
 cutoffs AS (SELECT cutoff FROM (VALUES {cutoffs}) AS v(cutoff)),
 aggregated AS (
   SELECT i.entity, c.cutoff, {", ".join(f"SUM(i.{col}) AS {col}" for col in columns)},

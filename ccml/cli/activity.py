@@ -21,6 +21,12 @@ CalendarOption = Annotated[
     str | None,
     typer.Option("--calendar", help="Course calendar CSV (course, start); default: each course's first active day."),
 ]
+EnrollmentsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--enrollments", help="Enrollment list CSV (entity id, course): those without any event count as never active."
+    ),
+]
 SchemaOption = Annotated[
     Path | None,
     typer.Option("--schema", help="Activity schema file; default CCML_SCHEMA, else the built-in synthetic logs."),
@@ -46,6 +52,7 @@ def features(
     out: Annotated[str, typer.Option("--out", help="Table to write: .csv or .parquet, local or s3://.")],
     labels: LabelsOption = None,
     calendar: CalendarOption = None,
+    enrollments: EnrollmentsOption = None,
     schema: SchemaOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -57,9 +64,15 @@ def features(
     declared = activity_schema(settings, schema)
     days = parse_days(day)
     if labels or declared.labels.source == "log":
-        table = log_source(settings, declared, logs, days, labels=labels, calendar=calendar).load().frame
+        table = (
+            log_source(settings, declared, logs, days, labels=labels, calendar=calendar, enrollments=enrollments)
+            .load()
+            .frame
+        )
     else:
-        table = log_inputs(settings, logs, calendar=calendar).aggregate(declared, days)[0].table
+        table = (
+            log_inputs(settings, logs, calendar=calendar, enrollments=enrollments).aggregate(declared, days)[0].table
+        )
     write_table(table, out)
     summary = {"out": out, "rows": len(table), "entities": int(table[declared.entity].nunique()), "days": days}
     emit(summary, as_json, lambda: f"wrote {len(table)} rows ({summary['entities']} entities, days {days}) to {out}")
@@ -77,6 +90,7 @@ def horizons(
     ] = None,
     trainer: Annotated[str | None, typer.Option(help="Override CCML_TRAINER.")] = None,
     calendar: CalendarOption = None,
+    enrollments: EnrollmentsOption = None,
     schema: SchemaOption = None,
     png: Annotated[Path, typer.Option("--png", help="Where to write the plot of the metrics by day.")] = Path(
         "horizons.png"
@@ -93,7 +107,11 @@ def horizons(
     settings = load_settings(trainer=trainer)
     declared = activity_schema(settings, schema)
     chosen = parse_days(days) if days else declared.horizons
-    table = log_source(settings, declared, logs, chosen, labels=labels, calendar=calendar).load().frame
+    table = (
+        log_source(settings, declared, logs, chosen, labels=labels, calendar=calendar, enrollments=enrollments)
+        .load()
+        .frame
+    )
     results = evaluate_horizons(
         declared,
         table,
@@ -134,6 +152,7 @@ def score(
         typer.Option("--day", min=1, help="Score every course at this day; default: each one's current day."),
     ] = None,
     calendar: CalendarOption = None,
+    enrollments: EnrollmentsOption = None,
     schema: SchemaOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -153,7 +172,11 @@ def score(
             models[horizon] = HorizonModel(horizon, build_predictor(settings, store.load(alias)))
     if not models:
         raise ConfigError("no horizon model in the store (aliases day-N): run ccml train --logs ... --day N first")
-    table = log_inputs(settings, logs, calendar=calendar).aggregate(declared, [day] if day else None)[0].table
+    table = (
+        log_inputs(settings, logs, calendar=calendar, enrollments=enrollments)
+        .aggregate(declared, [day] if day else None)[0]
+        .table
+    )
     ranked = rank_at_risk(declared, table, models)
     write_table(ranked, out)
     courses = ranked.groupby("course")["day"].first().to_dict() if len(ranked) else {}

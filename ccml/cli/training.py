@@ -43,7 +43,7 @@ def _log_training(
     logs: str,
     labels: str | None,
     day: int | None,
-    calendar: str | None,
+    companions: tuple[str | None, str | None],
     schema: Path | None,
 ) -> tuple[DataSource, RetrainWorkflow]:
     """The source and workflow of a horizon's model: the log's table as of ``day``, gated against ``day-<day>``."""
@@ -55,7 +55,8 @@ def _log_training(
     declared = activity_schema(settings, schema)
     if day > declared.logs.course_days:
         raise ConfigError(f"--day {day} lies past the course's {declared.logs.course_days} days")
-    source = log_source(settings, declared, logs, [day], labels=labels, calendar=calendar)
+    calendar, enrollments = companions
+    source = log_source(settings, declared, logs, [day], labels=labels, calendar=calendar, enrollments=enrollments)
     return source, replace(workflow, schema=declared.feature_schema(), alias=horizon_alias(day))
 
 
@@ -69,6 +70,7 @@ def train(
     labels: Annotated[str | None, typer.Option(help="With --logs: the labels file.")] = None,
     day: Annotated[int | None, typer.Option(min=1, help="With --logs: the course day the model predicts at.")] = None,
     calendar: Annotated[str | None, typer.Option(help="With --logs: a course calendar CSV.")] = None,
+    enrollments: Annotated[str | None, typer.Option(help="With --logs: the enrollment list CSV.")] = None,
     schema: Annotated[Path | None, typer.Option(help="With --logs: the activity schema file.")] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Promote even if the gate says no (a human decision).")
@@ -87,7 +89,7 @@ def train(
     if (data is None) == (logs is None):
         raise ConfigError("give --data (a table) or --logs (an activity log), not both")
     if logs is not None:
-        source, workflow = _log_training(settings, workflow, logs, labels, day, calendar, schema)
+        source, workflow = _log_training(settings, workflow, logs, labels, day, (calendar, enrollments), schema)
     else:
         source = build_data_source(settings, str(data))
     outcome = workflow.run(source, force=force)

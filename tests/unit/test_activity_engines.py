@@ -58,6 +58,22 @@ def test_duckdb_matches_the_reference_on_synthetic_logs(synthetic: dict[str, Pat
     pd.testing.assert_frame_equal(engine, reference_table(SYNTHETIC, paths, DAYS), check_dtype=False)
 
 
+def test_listed_enrollments_without_events_are_never_active(synthetic: dict[str, Path], spark: Engine) -> None:
+    paths = [synthetic["events"]]
+    enrollments = pd.read_csv(synthetic["enrollments"], dtype=str)
+    table = aggregate(DuckDBEngine(), SYNTHETIC, paths, [7], enrollments=enrollments).table
+    assert len(table) == len(enrollments) > aggregate(DuckDBEngine(), SYNTHETIC, paths, [7]).entities
+    silent = table[~table["enrollment_id"].isin(pd.read_csv(synthetic["events"], dtype=str)["enrollment_id"])]
+    assert len(silent) > 0
+    assert silent["never_active"].all()
+    assert (silent["n_events"] == 0).all()
+    pd.testing.assert_frame_equal(
+        table, reference_table(SYNTHETIC, paths, [7], enrollments=enrollments), check_dtype=False
+    )
+    on_spark = aggregate(spark, SYNTHETIC, paths, [7], enrollments=enrollments).table
+    pd.testing.assert_frame_equal(on_spark, table, check_dtype=False)
+
+
 def test_a_course_calendar_moves_the_course_days(synthetic: dict[str, Path]) -> None:
     calendar = pd.read_csv(synthetic["calendar"], dtype=str)
     early = calendar.assign(start=(pd.to_datetime(calendar["start"]) - pd.Timedelta(days=3)).dt.strftime("%Y-%m-%d"))

@@ -88,7 +88,7 @@ def test_labels_without_logs_and_logs_without_labels_are_errors_by_default(tmp_p
         join_labels(LONG, table, labels)
     report = str(caught.value)
     assert "labelled more than once (e.g. 2)" in report
-    assert "labelled entity with no event in the log (e.g. 9) x1" in report
+    assert "labelled entity with no event in the log (give the enrollments) (e.g. 9) x1" in report
     assert "entity in the log without a label (e.g. 3) x1" in report
 
 
