@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ccml.cli.common import JsonOption, app, emit, load_settings, user_errors
+from ccml.cli.common import JsonOption, app, data_app, emit, load_settings, user_errors
 from ccml.core.errors import ConfigError
 
 LogsOption = Annotated[str, typer.Option("--logs", help="Log files: a path or glob, local or s3://bucket/prefix*.")]
@@ -42,6 +42,24 @@ def parse_days(text: str) -> list[int]:
     if not days or days[0] < 1:
         raise ConfigError(f"--days must name course days >= 1, got {text!r}")
     return days
+
+
+@data_app.command("logs")
+@user_errors
+def data_logs(
+    out: Annotated[Path, typer.Option(help="Directory to write events, labels, calendar and enrollments into.")],
+    courses: Annotated[int, typer.Option(min=1, help="Number of courses.")] = 4,
+    per_course: Annotated[int, typer.Option("--per-course", min=1, help="Enrollments per course.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 0,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="One daily file per course (KDD's form) instead of events.csv.")
+    ] = False,
+) -> None:
+    """Write synthetic activity logs (the built-in activity schema's form, shaped like the KDD Cup 2015 logs)."""
+    from ccml.activity.synthetic import generate_logs, write_logs
+
+    paths = write_logs(generate_logs(courses=courses, enrollments_per_course=per_course, seed=seed), out, wide=wide)
+    typer.echo(f"wrote {', '.join(p.name for p in paths.values())} to {out}", err=True)
 
 
 @app.command()
