@@ -10,6 +10,7 @@ objects first), exposes them as ``ccml_logs`` with a ``ccml_file`` column, mater
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -70,7 +71,9 @@ class DuckDBEngine(Engine):
         import duckdb
 
         self._duckdb = duckdb
-        config: dict[str, Any] = {}
+        # Past its memory limit DuckDB spills to disk: to the temporary directory, since the
+        # working directory may be read-only (a Lambda's is).
+        config: dict[str, Any] = {"temp_directory": str(Path(tempfile.gettempdir()) / "ccml-duckdb")}
         if memory_limit:
             config["memory_limit"] = memory_limit
         if threads:

@@ -28,7 +28,9 @@ def log_inputs(
     """A log's inputs from locations (local paths and globs, or ``s3://`` URIs)."""
 
     def engine() -> Engine:
-        return build_engine(settings.log_engine, spark_master=settings.spark_master)
+        return build_engine(
+            settings.log_engine, spark_master=settings.spark_master, memory_limit=settings.duckdb_memory_limit
+        )
 
     return LogInputs(
         logs=logs,

@@ -91,42 +91,46 @@ def events_sql(schema: ActivitySchema, dialect: Dialect) -> str:
     raw_ts = f"CAST({q(logs.timestamp)} AS {text})"
     columns = _columns(schema)
     if logs.format == "wide":
-        raw_counts = [f"CAST({q(event)} AS {text})" for event in logs.events]
-        counts = [f"TRY_CAST({raw} AS BIGINT)" for raw in raw_counts]
-        bad_count = " OR ".join(
-            f"({r} IS NOT NULL AND ({c} IS NULL OR {c} < 0))" for r, c in zip(raw_counts, counts, strict=True)
-        )
-        typed_counts = [f"COALESCE({c}, 0) AS {name}" for c, name in zip(counts, columns, strict=True)]
+        # Each count is parsed once (t_i) next to its cell as read (r_i): a cell that is there
+        # but is no whole number >= 0 is a problem; a blank one counts nothing.
+        parsed = [f"{q(event)} AS r{i}, TRY_CAST({q(event)} AS BIGINT) AS t{i}" for i, event in enumerate(logs.events)]
+        bad_count = " OR ".join(f"t{i} < 0 OR (t{i} IS NULL AND r{i} IS NOT NULL)" for i in range(len(columns)))
+        typed_counts = [f"COALESCE(t{i}, 0) AS {name}" for i, name in enumerate(columns)]
         event_type = f"CAST(NULL AS {text})"
     else:
-        raw_n = f"CAST({q(logs.count_column)} AS {text})" if logs.count_column else "'1'"
-        n = f"TRY_CAST({raw_n} AS BIGINT)"
-        bad_count = f"({n} IS NULL OR {n} < 0)"
-        event_type = f"CAST({q(logs.event_column or '')} AS {text})"
+        count = f"TRY_CAST({q(logs.count_column)} AS BIGINT)" if logs.count_column else "CAST(1 AS BIGINT)"
+        parsed = [f"{count} AS t0", f"CAST({q(logs.event_column or '')} AS {text}) AS raw_event"]
+        bad_count = "t0 IS NULL OR t0 < 0"
+        event_type = "raw_event"
         typed_counts = [
-            f"CASE WHEN {event_type} = {dialect.literal(event)} THEN COALESCE({n}, 0) ELSE 0 END AS {name}"
+            f"CASE WHEN raw_event = {dialect.literal(event)} THEN COALESCE(t0, 0) ELSE 0 END AS {name}"
             for event, name in zip(logs.events, columns, strict=True)
         ]
     label = f"CAST({q(schema.labels.column)} AS {text})" if schema.labels.source == "log" else f"CAST(NULL AS {text})"
     total = " + ".join(columns)
     # Counts are checked on every row; the rest (the course, the date) only on rows that carry
     # events: a wide log is mostly all-zero days, which say nothing and are dropped first.
-    return f"""SELECT entity, course, event_date, raw_ts, event_type, label, {", ".join(columns)}, total,
+    # A wide log's duplicates are found by day: its timestamps are kept only to show a bad one.
+    kept_ts = "raw_ts" if logs.format == "long" else "CASE WHEN event_date IS NULL THEN raw_ts END AS raw_ts"
+    return f"""SELECT entity, course, event_date, {kept_ts}, event_type, label, {", ".join(columns)}, total,
   CASE WHEN entity IS NULL THEN 1 ELSE 0 END AS bad_entity,
   CASE WHEN course IS NULL THEN 1 ELSE 0 END AS bad_course,
   CASE WHEN event_date IS NULL THEN 1 ELSE 0 END AS bad_date,
   bad_count
 FROM (
   SELECT NULLIF(TRIM(CAST(raw_entity AS {text})), '') AS entity, {course} AS course,
-    {dialect.to_date("raw_ts")} AS event_date, raw_ts, event_type, label, {", ".join(columns)}, total, bad_count
+    {dialect.to_date("raw_ts")} AS event_date, raw_ts, event_type, label, {", ".join(columns)},
+    {total} AS total, bad_count
   FROM (
-    SELECT {q(logs.entity)} AS raw_entity, {raw_course} AS raw_course, {raw_ts} AS raw_ts,
-      {event_type} AS event_type, {label} AS label, {", ".join(columns)}, {total} AS total, bad_count
+    SELECT raw_entity, raw_course, raw_ts, {event_type} AS event_type, label, {", ".join(typed_counts)},
+      CASE WHEN {bad_count} THEN 1 ELSE 0 END AS bad_count
     FROM (
-      SELECT *, {", ".join(typed_counts)}, CASE WHEN {bad_count} THEN 1 ELSE 0 END AS bad_count FROM ccml_logs
-    ) counted
-    WHERE {total} > 0 OR bad_count = 1
-  ) kept
+      SELECT {q(logs.entity)} AS raw_entity, {raw_course} AS raw_course, {raw_ts} AS raw_ts, {label} AS label,
+        {", ".join(parsed)}
+      FROM ccml_logs
+    ) parsed
+  ) counted
+  WHERE {total} > 0 OR bad_count = 1
 ) typed"""
 
 

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     spark_master: str = Field(
         "local[*]", description="Spark master URL of CCML_LOG_ENGINE=spark: local[*] or a cluster."
     )
+    duckdb_memory_limit: str | None = Field(
+        "600MB",
+        description="DuckDB's memory limit for the log aggregation (it spills to disk past it); unset: 80% of RAM.",
+    )
     max_log_bytes: Annotated[int, Field(ge=1)] = Field(
         20 * 1024**3, description="Largest total size of the activity-log files one run reads."
     )
