@@ -11,11 +11,11 @@ import sys
 
 import typer
 
-from ccml.cli import models, schema, serving, training
+from ccml.cli import models, schema, serving, training, tuning
 from ccml.cli.common import app
 from ccml.core.errors import ConfigError
 
-__all__ = ["app", "main", "models", "schema", "serving", "training"]
+__all__ = ["app", "main", "models", "schema", "serving", "training", "tuning"]
 
 
 def main() -> None:

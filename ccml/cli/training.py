@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ccml.cli.common import JsonOption, app, data_app, emit, load_settings, user_errors
+from ccml.cli.common import JsonOption, app, data_app, emit, load_settings, read_settings_file, user_errors
+from ccml.cli.progress import for_people, print_table, progress_display
 from ccml.core.errors import EventError
 
 
@@ -31,6 +32,18 @@ def data_sample(
 
 
 # -- training ----------------------------------------------------------------------------
+SettingsFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--settings",
+        help="A settings file (TOML, as `ccml tune --out` writes); command-line options override it.",
+    ),
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show the structured logs instead of the progress display.")
+]
+
+
 @app.command()
 @user_errors
 def train(
@@ -40,17 +53,29 @@ def train(
     ] = False,
     trainer: Annotated[str | None, typer.Option(help="Override CCML_TRAINER.")] = None,
     cv: Annotated[int | None, typer.Option(help="k-fold cross-validation (overrides CCML_CV_FOLDS).")] = None,
+    settings_file: SettingsFileOption = None,
+    verbose: VerboseOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Validate, train, evaluate, save a new version, and promote it if it passes the gate."""
     from ccml.core.components import build_data_source, build_model_store, build_trainer
     from ccml.models.training.workflow import RetrainWorkflow
 
-    settings = load_settings(trainer=trainer, cv_folds=cv)
+    from_file = read_settings_file(settings_file) if settings_file else {}
+    settings = load_settings(**{**from_file, "trainer": trainer or from_file.get("trainer"), "cv_folds": cv})
+    if "trainer_params" in from_file:
+        # Exactly the file's parameters: pydantic-settings merges a dict given as a keyword into
+        # CCML_TRAINER_PARAMS' instead of replacing it, and tune's winner is a whole set.
+        settings = settings.model_copy(update={"trainer_params": from_file["trainer_params"]})
+    people = for_people(as_json)
     store = build_model_store(settings)
     workflow = RetrainWorkflow.from_settings(settings, store, build_trainer(settings))
-    outcome = workflow.run(build_data_source(settings, data), force=force)
+    with progress_display(people, verbose=verbose, log_level=settings.log_level):
+        outcome = workflow.run(build_data_source(settings, data), force=force)
     summary = outcome.summary()
+    if people:
+        print_table(f"trained {outcome.version}", _summary_rows(summary, settings.trainer))
+        return
 
     def text() -> str:
         metrics = summary["metrics"]
@@ -65,9 +90,32 @@ def train(
             folds = metrics["cross_validation"]["folds"]
             lines.append(f"cv        roc_auc={mean['roc_auc']:.4f} ± {std['roc_auc']:.4f} ({folds} folds)")
         lines.append(f"rows      {summary['rows_used']} used, {summary['duplicates_dropped']} duplicates dropped")
+        if summary["columns_ignored"]:
+            lines.append(f"ignored   {', '.join(summary['columns_ignored'])} (not in the schema)")
         return "\n".join(lines)
 
     emit(summary, as_json, text)
+
+
+def _summary_rows(summary: dict[str, Any], trainer: str) -> list[tuple[str, str]]:
+    metrics = summary["metrics"]
+    rows = [
+        ("promoted", f"{'yes' if summary['promoted'] else 'no'}: {summary['reason']}"),
+        ("trainer", trainer),
+        (
+            "holdout",
+            f"roc_auc {metrics['roc_auc']:.4f}  pr_auc {metrics['pr_auc']:.4f}  f1 {metrics['f1']:.4f}  "
+            f"accuracy {metrics['accuracy']:.4f}  brier {metrics['brier']:.4f}",
+        ),
+    ]
+    if "cross_validation" in metrics:
+        cv = metrics["cross_validation"]
+        rows.append(("cv", f"roc_auc {cv['mean']['roc_auc']:.4f} ± {cv['std']['roc_auc']:.4f} ({cv['folds']} folds)"))
+    rows.append(("rows", f"{summary['rows_used']:,} used, {summary['duplicates_dropped']:,} duplicates dropped"))
+    if summary["columns_ignored"]:
+        rows.append(("ignored columns", f"{', '.join(summary['columns_ignored'])} (in the file, not in the schema)"))
+    rows.append(("seconds", f"{sum(summary['seconds'].values()):.1f}"))
+    return rows
 
 
 @app.command()
