@@ -46,7 +46,12 @@ def students() -> pd.DataFrame:
     finished = rng.random(n) < 0.05 + 0.4 * band + 0.1 * clicks / 1000
     result = np.where(finished, rng.choice(RESULTS[:3], n), "Withdrawn")
     return pd.DataFrame(
-        {"id": range(n), "age_band": np.array(["0-35", "35-55", "55<="])[band], "clicks": clicks, "final_result": result}
+        {
+            "id": range(n),
+            "age_band": np.array(["0-35", "35-55", "55<="])[band],
+            "clicks": clicks,
+            "final_result": result,
+        }
     )
 
 
