@@ -40,8 +40,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     return Home(cli, sample)
 
 
-def on_terminal(cli: Cli, *args: str) -> tuple[int, str]:
-    """Run ``ccml`` with stdin, stdout and stderr on a pseudo-terminal, as a person does."""
+def on_terminal(cli: Cli, *args: str, typed: bytes = b"") -> tuple[int, str]:
+    """Run ``ccml`` with stdin, stdout and stderr on a pseudo-terminal, as a person does
+    (``typed``: what the person types, sent once the process runs)."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("CCML_", "AWS_"))}
     env.update(CCML_HOME=str(cli.home), CCML_TRAINER_PARAMS='{"n_estimators": 20, "n_jobs": 1}', TERM="xterm")
     env.update(OMP_NUM_THREADS="1", COLUMNS="160")
@@ -51,6 +52,8 @@ def on_terminal(cli: Cli, *args: str) -> tuple[int, str]:
         [str(CCML), *args], stdin=follower, stdout=follower, stderr=follower, env=env, cwd=cli.cwd, close_fds=True
     )
     os.close(follower)
+    if typed:
+        os.write(leader, typed)
     chunks = []
     while True:
         try:
@@ -139,6 +142,16 @@ def test_schema_infer_asks_for_the_target_when_it_is_ambiguous_and_stdin_is_no_t
     result = home.cli("schema", "infer", str(path))
     assert result.code == 1
     assert "error: cannot tell which column is the target: a, b; pass --target COL" in result.stderr
+
+
+def test_schema_infer_on_a_terminal_asks_which_column_is_the_target(home: Home, tmp_path: Path) -> None:
+    path = tmp_path / "two.csv"
+    pd.DataFrame({"a": [0, 1] * 10, "b": ["x", "y", "y", "x"] * 5, "n": range(20)}).to_csv(path, index=False)
+    out = tmp_path / "two.toml"
+    code, screen = on_terminal(home.cli, "schema", "infer", str(path), "--out", str(out), typed=b"b\n")
+    assert code == 0, screen
+    assert "Which column is the target? (a, b)" in screen
+    assert 'column = "b"' in out.read_text().split("[target]")[1]
 
 
 def test_predict_reads_csv_or_json_on_stdin_and_passes_ids_through(home: Home, tmp_path: Path) -> None:
