@@ -98,8 +98,9 @@ def test_completed_values_matching_no_row_are_named_with_the_values_found(studen
     with pytest.raises(DataValidationError) as raised:
         validate(dataset_from_frame(students), schema)
     assert (
-        "final_result: completed_value ['pass'] matches no row; values found: 'Distinction', 'Fail', 'Pass', "
-        "'Withdrawn'" in raised.value.report()
+        "final_result: needs at least 2 rows of each class, found 0 completed and 600 not completed: "
+        "completed_value ['pass'] matches no row; values found: 'Distinction', 'Fail', 'Pass', 'Withdrawn'"
+        in raised.value.report()
     )
 
 

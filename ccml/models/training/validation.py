@@ -140,8 +140,10 @@ def _target(schema: FeatureSchema, text: pd.Series, issues: _Issues) -> pd.Serie
     if len(distinct) and not labels.any():
         found = _cut(", ".join(repr(_target_text(v)) for v in sorted(distinct, key=str)[:10]), 200)
         more = f" (and {len(distinct) - 10} more)" if len(distinct) > 10 else ""
+        # The class count is the symptom; the value that matches nothing is the cause.
         issues.add(
             column,
+            f"needs at least 2 rows of each class, found 0 completed and {int(text.notna().sum())} not completed: "
             f"completed_value {schema.target.completed_value!r} matches no row; values found: {found}{more}",
         )
     return labels
