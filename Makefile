@@ -14,7 +14,9 @@ export CCML_HOME
 
 install: $(STAMP)
 
+# The message first: pip runs with --quiet, and a silent minute looks like a hang.
 $(STAMP): pyproject.toml requirements.lock
+	@echo "installing ccml and its dependencies into $(VENV) (about a minute, once)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'

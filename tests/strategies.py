@@ -23,7 +23,7 @@ def _letters(min_size: int = 1) -> st.SearchStrategy[str]:
 
 def valid_value(feature: Feature) -> st.SearchStrategy[Any]:
     """A value the schema accepts for ``feature`` (never missing)."""
-    if feature.type == "categorical":
+    if feature.has_categories:
         return st.sampled_from(feature.category_list)
     if feature.type == "boolean":
         return st.booleans()
@@ -47,7 +47,7 @@ def feature_value(feature: Feature, *, missing: bool = False, unseen: bool = Fal
     choices = [valid_value(feature)]
     if missing:
         choices.append(st.none())
-    if unseen and feature.type == "categorical":
+    if unseen and feature.has_categories:
         choices.append(unseen_category(feature))
     return st.one_of(choices)
 
@@ -69,7 +69,7 @@ def frames(
 def invalid_cell(feature: Feature) -> st.SearchStrategy[str]:
     """A CSV cell (text) that validation must reject for ``feature``."""
     garbage = _letters().map(lambda text: "x" + text)
-    if feature.type == "categorical":
+    if feature.has_categories:
         return unseen_category(feature).map(str)
     if feature.type == "boolean":
         return garbage

@@ -64,7 +64,7 @@ def api_record_model(schema: FeatureSchema) -> type[BaseModel]:
     whole = [
         feature.name
         for feature in schema.features
-        if feature.type == "integer" or (feature.type == "categorical" and isinstance(feature.category_list[0], int))
+        if feature.type == "integer" or (feature.has_categories and isinstance(feature.category_list[0], int))
     ]
     fields: dict[str, Any] = {
         name: (Annotated[base.model_fields[name].annotation, BeforeValidator(_whole_number)], base.model_fields[name])

@@ -23,7 +23,7 @@ _SLACK: Final = 2
 
 
 def _longest_value(feature: Feature) -> int:
-    if feature.type == "categorical":
+    if feature.has_categories:
         return max(len(json.dumps(category)) for category in feature.category_list)
     if feature.type == "boolean":
         return len("false")

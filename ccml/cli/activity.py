@@ -5,13 +5,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ccml.cli.common import JsonOption, app, data_app, emit, load_settings, user_errors
 from ccml.core.errors import ConfigError
+from ccml.core.settings import Settings
+
+if TYPE_CHECKING:
+    from ccml.core.contracts import DataSource
+    from ccml.models.training.workflow import RetrainWorkflow
 
 LogsOption = Annotated[str, typer.Option("--logs", help="Log files: a path or glob, local or s3://bucket/prefix*.")]
 LabelsOption = Annotated[
@@ -31,6 +37,29 @@ SchemaOption = Annotated[
     Path | None,
     typer.Option("--schema", help="Activity schema file; default CCML_SCHEMA, else the built-in synthetic logs."),
 ]
+
+
+def log_training(
+    settings: Settings,
+    workflow: RetrainWorkflow,
+    logs: str,
+    labels: str | None,
+    day: int | None,
+    companions: tuple[str | None, str | None],
+    schema: Path | None,
+) -> tuple[DataSource, RetrainWorkflow]:
+    """The source and workflow of a horizon's model: the log's table as of ``day``, gated against ``day-<day>``."""
+    from ccml.activity.inputs import activity_schema, log_source
+    from ccml.activity.scoring import horizon_alias
+
+    if day is None:
+        raise ConfigError("--logs needs --day: the course day the model predicts at")
+    declared = activity_schema(settings, schema)
+    if day > declared.logs.course_days:
+        raise ConfigError(f"--day {day} lies past the course's {declared.logs.course_days} days")
+    calendar, enrollments = companions
+    source = log_source(settings, declared, logs, [day], labels=labels, calendar=calendar, enrollments=enrollments)
+    return source, replace(workflow, schema=declared.feature_schema(), alias=horizon_alias(day))
 
 
 def parse_days(text: str) -> list[int]:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import sys
+import tomllib
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from ccml.core.errors import CcmlError
+from ccml.core.errors import CcmlError, ConfigError
 from ccml.core.jsonable import finite
 from ccml.core.logging import configure_logging
 from ccml.core.settings import Settings
@@ -34,6 +36,24 @@ models_app = typer.Typer(help="Model versions and aliases in the configured stor
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"ccml {version('ccml')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Train, version, promote and serve course-completion models."""
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
 
 
@@ -42,6 +62,31 @@ def load_settings(**overrides: Any) -> Settings:
     settings = Settings.load(**{k: v for k, v in overrides.items() if v is not None})
     configure_logging(settings.log_level, settings.log_format)
     return settings
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """Settings from a TOML file (``ccml tune --out``): keys are settings' names (``trainer``, ``cv_folds``, ...).
+
+    ``trainer_params`` may be a table or the JSON text ``CCML_TRAINER_PARAMS`` takes.
+
+    Raises:
+        ConfigError: the file cannot be read, is not TOML, or names a setting that does not exist.
+    """
+    try:
+        values: dict[str, Any] = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from exc
+    known = set(Settings.model_fields)
+    if unknown := sorted(set(values) - known):
+        raise ConfigError(f"settings file {path}: unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
+    if isinstance(values.get("trainer_params"), str):
+        try:
+            values["trainer_params"] = json.loads(values["trainer_params"])
+        except ValueError as exc:
+            raise ConfigError(f"settings file {path}: trainer_params is not valid JSON: {exc}") from exc
+    return values
 
 
 def emit(document: Any, as_json: bool, text: Callable[[], str]) -> None:

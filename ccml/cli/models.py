@@ -83,8 +83,13 @@ def models_rollback(
     store = build_model_store(load_settings())
     before = store.resolve(alias)
     record = store.rollback(alias, reason=f"rollback from {before}")
-    document = {"alias": alias, "version": record.version, "rolled_back_from": before}
-    emit(document, as_json, lambda: f"{alias} -> {record.version} (rolled back from {before})")
+    forward = f"ccml models promote {before}" + ("" if alias == CHAMPION else f" --alias {alias}")
+    document = {"alias": alias, "version": record.version, "rolled_back_from": before, "forward_again": forward}
+    emit(
+        document,
+        as_json,
+        lambda: f"{alias} now points at {record.version} (rolled back from {before}).\nTo go forward again: {forward}",
+    )
 
 
 @models_app.command("gc")

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ccml.cli.common import JsonOption, app, data_app, emit, load_settings, user_errors
+from ccml.cli.common import JsonOption, app, data_app, emit, load_settings, read_settings_file, user_errors
+from ccml.cli.progress import for_people, print_table, progress_display
 from ccml.core.errors import ConfigError, EventError
-from ccml.core.settings import Settings
-
-if TYPE_CHECKING:
-    from ccml.core.contracts import DataSource
-    from ccml.models.training.workflow import RetrainWorkflow
 
 
 # -- data --------------------------------------------------------------------------------
@@ -37,27 +32,16 @@ def data_sample(
 
 
 # -- training ----------------------------------------------------------------------------
-def _log_training(
-    settings: Settings,
-    workflow: RetrainWorkflow,
-    logs: str,
-    labels: str | None,
-    day: int | None,
-    companions: tuple[str | None, str | None],
-    schema: Path | None,
-) -> tuple[DataSource, RetrainWorkflow]:
-    """The source and workflow of a horizon's model: the log's table as of ``day``, gated against ``day-<day>``."""
-    from ccml.activity.inputs import activity_schema, log_source
-    from ccml.activity.scoring import horizon_alias
-
-    if day is None:
-        raise ConfigError("--logs needs --day: the course day the model predicts at")
-    declared = activity_schema(settings, schema)
-    if day > declared.logs.course_days:
-        raise ConfigError(f"--day {day} lies past the course's {declared.logs.course_days} days")
-    calendar, enrollments = companions
-    source = log_source(settings, declared, logs, [day], labels=labels, calendar=calendar, enrollments=enrollments)
-    return source, replace(workflow, schema=declared.feature_schema(), alias=horizon_alias(day))
+SettingsFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--settings",
+        help="A settings file (TOML, as `ccml tune --out` writes); command-line options override it.",
+    ),
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show the structured logs instead of the progress display.")
+]
 
 
 @app.command()
@@ -77,26 +61,39 @@ def train(
     ] = False,
     trainer: Annotated[str | None, typer.Option(help="Override CCML_TRAINER.")] = None,
     cv: Annotated[int | None, typer.Option(help="k-fold cross-validation (overrides CCML_CV_FOLDS).")] = None,
+    settings_file: SettingsFileOption = None,
+    verbose: VerboseOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Validate, train, evaluate, save a new version, and promote it if it passes the gate."""
+    from ccml.cli.activity import log_training
     from ccml.core.components import build_data_source, build_model_store, build_trainer
     from ccml.models.training.workflow import RetrainWorkflow
 
-    settings = load_settings(trainer=trainer, cv_folds=cv)
+    from_file = read_settings_file(settings_file) if settings_file else {}
+    settings = load_settings(**{**from_file, "trainer": trainer or from_file.get("trainer"), "cv_folds": cv})
+    if "trainer_params" in from_file:
+        # Exactly the file's parameters: pydantic-settings merges a dict given as a keyword into
+        # CCML_TRAINER_PARAMS' instead of replacing it, and tune's winner is a whole set.
+        settings = settings.model_copy(update={"trainer_params": from_file["trainer_params"]})
+    people = for_people(as_json)
     store = build_model_store(settings)
     workflow = RetrainWorkflow.from_settings(settings, store, build_trainer(settings))
     if (data is None) == (logs is None):
         raise ConfigError("give --data (a table) or --logs (an activity log), not both")
     if logs is not None:
-        source, workflow = _log_training(settings, workflow, logs, labels, day, (calendar, enrollments), schema)
+        source, workflow = log_training(settings, workflow, logs, labels, day, (calendar, enrollments), schema)
     else:
         source = build_data_source(settings, str(data))
-    outcome = workflow.run(source, force=force)
+    with progress_display(people, verbose=verbose, log_level=settings.log_level):
+        outcome = workflow.run(source, force=force)
     summary = outcome.summary()
     if day is not None:
         summary["day"] = day
         summary["alias"] = workflow.alias
+    if people:
+        print_table(f"trained {outcome.version}", _summary_rows(summary, settings.trainer))
+        return
 
     def text() -> str:
         metrics = summary["metrics"]
@@ -111,9 +108,32 @@ def train(
             folds = metrics["cross_validation"]["folds"]
             lines.append(f"cv        roc_auc={mean['roc_auc']:.4f} ± {std['roc_auc']:.4f} ({folds} folds)")
         lines.append(f"rows      {summary['rows_used']} used, {summary['duplicates_dropped']} duplicates dropped")
+        if summary["columns_ignored"]:
+            lines.append(f"ignored   {', '.join(summary['columns_ignored'])} (not in the schema)")
         return "\n".join(lines)
 
     emit(summary, as_json, text)
+
+
+def _summary_rows(summary: dict[str, Any], trainer: str) -> list[tuple[str, str]]:
+    metrics = summary["metrics"]
+    rows = [
+        ("promoted", f"{'yes' if summary['promoted'] else 'no'}: {summary['reason']}"),
+        ("trainer", trainer),
+        (
+            "holdout",
+            f"roc_auc {metrics['roc_auc']:.4f}  pr_auc {metrics['pr_auc']:.4f}  f1 {metrics['f1']:.4f}  "
+            f"accuracy {metrics['accuracy']:.4f}  brier {metrics['brier']:.4f}",
+        ),
+    ]
+    if "cross_validation" in metrics:
+        cv = metrics["cross_validation"]
+        rows.append(("cv", f"roc_auc {cv['mean']['roc_auc']:.4f} ± {cv['std']['roc_auc']:.4f} ({cv['folds']} folds)"))
+    rows.append(("rows", f"{summary['rows_used']:,} used, {summary['duplicates_dropped']:,} duplicates dropped"))
+    if summary["columns_ignored"]:
+        rows.append(("ignored columns", f"{', '.join(summary['columns_ignored'])} (in the file, not in the schema)"))
+    rows.append(("seconds", f"{sum(summary['seconds'].values()):.1f}"))
+    return rows
 
 
 @app.command()

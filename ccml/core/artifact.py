@@ -16,7 +16,7 @@ import platform
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -118,6 +118,10 @@ class DataInfo(_Model):
     duplicates_dropped: int
     rows_used: int
     positives: int
+    # Left out when empty, so manifests written before the field existed dump (and verify) as before.
+    columns_ignored: Annotated[list[str], Field(exclude_if=lambda columns: not columns)] = Field(
+        default_factory=list, description="CSV columns that are neither features, the target nor id columns"
+    )
 
 
 class ArtifactFile(_Model):

@@ -18,7 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ccml.core.errors import SchemaError
 
-FeatureType = Literal["numeric", "integer", "categorical", "boolean"]
+FeatureType = Literal["numeric", "integer", "categorical", "ordinal", "boolean"]
+# Types whose valid values are a listed set: categorical (unordered, one-hot encoded) and
+# ordinal (ordered: the model takes a value's position in the list as a number).
+CATEGORY_TYPES: frozenset[str] = frozenset({"categorical", "ordinal"})
 Category = str | int
 DEFAULT_SCHEMA_RESOURCE = "engagement.toml"
 
@@ -72,16 +75,20 @@ class Feature(_Frozen):
             if self.min >= self.max:
                 raise ValueError(f"feature {self.name!r}: min must be below max")
             if self.categories is not None:
-                raise ValueError(f"feature {self.name!r}: only categorical features have categories")
-        elif self.type == "categorical":
+                raise ValueError(f"feature {self.name!r}: only categorical and ordinal features have categories")
+        elif self.type in CATEGORY_TYPES:
             if not self.categories:
-                raise ValueError(f"feature {self.name!r}: a categorical feature must list its categories")
+                raise ValueError(f"feature {self.name!r}: a {self.type} feature must list its categories")
             if len(set(map(str, self.categories))) != len(self.categories):
                 raise ValueError(f"feature {self.name!r}: categories must be unique")
             if len({type(c) for c in self.categories}) != 1:
                 raise ValueError(f"feature {self.name!r}: categories must be all strings or all integers")
         elif self.min is not None or self.max is not None or self.categories is not None:
             raise ValueError(f"feature {self.name!r}: a boolean feature takes no range or categories")
+        if self.type == "ordinal" and (self.min is not None or self.max is not None):
+            raise ValueError(
+                f"feature {self.name!r}: an ordinal feature takes no range (its categories are its values)"
+            )
         return self
 
     @property
@@ -100,14 +107,20 @@ class Feature(_Frozen):
 
     @property
     def is_numeric(self) -> bool:
-        """Whether the model takes the value as a number (numeric, integer and boolean features, not categorical)."""
-        return self.type in ("numeric", "integer", "boolean")
+        """Whether the model takes the value as a number: numeric, integer, boolean, and ordinal (its category's
+        position in the list); not categorical (one-hot encoded)."""
+        return self.type != "categorical"
+
+    @property
+    def has_categories(self) -> bool:
+        """Whether the valid values are the listed categories (categorical and ordinal features)."""
+        return self.type in CATEGORY_TYPES
 
     def example_value(self) -> Category | float | bool:
         """A valid value for documentation: the declared example, else a mid-range one."""
         if self.example is not None:
             return self.example
-        if self.type == "categorical":
+        if self.has_categories:
             return self.category_list[0]
         if self.type == "boolean":
             return False
@@ -117,12 +130,30 @@ class Feature(_Frozen):
 
 
 class Target(_Frozen):
-    """The label column and which of its values means the student completed."""
+    """The label column and which of its values mean the student completed.
+
+    ``completed_value`` is one value, or a list of them (OULAD's ``final_result``: Pass,
+    Distinction and Fail all mean "completed"); every other value means not completed.
+    """
 
     column: str
-    completed_value: Category
+    completed_value: Category | Annotated[list[Category], Field(min_length=1)]
     labels: tuple[str, str] = ("Not Completed", "Completed")
     description: str = ""
+
+    @model_validator(mode="after")
+    def _check_values(self) -> Self:
+        values = self.completed_values
+        if len({type(v) for v in values}) != 1:
+            raise ValueError("completed_value: a list must hold all strings or all integers")
+        if len(set(values)) != len(values):
+            raise ValueError("completed_value: values must be unique")
+        return self
+
+    @property
+    def completed_values(self) -> list[Category]:
+        """The values that mean "completed", as a list (one value, or the listed ones)."""
+        return list(self.completed_value) if isinstance(self.completed_value, list) else [self.completed_value]
 
 
 class Synthetic(_Frozen):
@@ -204,8 +235,28 @@ class FeatureSchema(_Frozen):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(f"{_location(e['loc'], data)}: {e['msg']}" for e in exc.errors())
             raise SchemaError(f"schema {origin} is invalid: {problems}") from exc
+
+
+def _location(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
+    """A validation error's place, naming the feature it is in: ``features[2] (quiz_scores).column``.
+
+    A position alone makes the user count ``[[features]]`` tables; the name (or the column,
+    when the name is the missing part) finds the table at once.
+    """
+    if not loc:
+        return "(top level)"
+    if len(loc) >= 2 and loc[0] == "features" and isinstance(loc[1], int):
+        features = data.get("features")
+        table = features[loc[1]] if isinstance(features, list) and loc[1] < len(features) else None
+        label = ""
+        if isinstance(table, dict):
+            named = table.get("name") or table.get("column")
+            label = f" ({named})" if isinstance(named, str) and named else ""
+        rest = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc[2:])
+        return f"features[{loc[1]}]{label}{rest}"
+    return ".".join(map(str, loc))
 
 
 def load_schema(path: Path | str | None = None) -> FeatureSchema:

@@ -40,6 +40,9 @@ class ValidatedTable:
     source: dict[str, str]
     rows_read: int
     duplicates_dropped: int
+    # CSV columns that are neither features, the target nor id columns: not used, and shown
+    # to the user (a column the schema forgot looks exactly like this).
+    columns_ignored: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:

@@ -401,7 +401,12 @@ def test_models_rollback_restores_the_previous_champion_once(
 ) -> None:
     result = private("models", "rollback", "--json")
     assert result.code == 0, result.stderr
-    assert result.json() == {"alias": "champion", "version": first_version, "rolled_back_from": second_version}
+    assert result.json() == {
+        "alias": "champion",
+        "version": first_version,
+        "rolled_back_from": second_version,
+        "forward_again": f"ccml models promote {second_version}",
+    }
     after = private.many(
         {
             "show": (("models", "show", "champion"), {}),

@@ -96,3 +96,18 @@ def test_decision_records_both_scores_and_the_gate() -> None:
 def test_unknown_metric_is_rejected() -> None:
     with pytest.raises(KeyError):
         PromotionGate("auc").decide(0.9)
+
+
+def test_the_reason_says_in_plain_words_what_was_compared_on_which_rows() -> None:
+    gate = PromotionGate("roc_auc", tolerance=0.005, floor=0.7)
+    worse = gate.decide(0.838, 0.903, "20260101T000000Z")
+    assert worse.reason == (
+        "challenger roc_auc 0.8380 vs champion 20260101T000000Z 0.9030 on the challenger's holdout: "
+        "0.0650 worse than the champion, beyond the tolerance 0.005: not promoted"
+    )
+    assert not worse.promoted
+    better = gate.decide(0.903, 0.838, "20260101T000000Z")
+    assert better.reason.endswith("on the challenger's holdout: at least as good: promoted")
+    close = gate.decide(0.900, 0.903, "20260101T000000Z")
+    assert close.reason.endswith(": 0.0030 worse, within the tolerance 0.005: promoted")
+    assert close.promoted

@@ -36,3 +36,19 @@ def test_every_command_the_readme_runs_exists() -> None:
         assert command in commands, f"README runs `ccml {command}`, which does not exist"
         if commands[command] and sub:
             assert sub in commands[command], f"README runs `ccml {command} {sub}`, which does not exist"
+
+
+def test_the_settings_errors_the_readme_quotes_are_the_ones_ccml_config_prints() -> None:
+    import os
+    import subprocess
+    import sys
+
+    quoted = re.findall(r"`((?:CCML_[A-Z_]+=\S+ )+)ccml config` -> `(error: [^`]+)`", README)
+    assert quoted, "the README quotes no settings error?"
+    script = Path(sys.executable).parent / "ccml"
+    for assignments, message in quoted:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CCML_")}
+        env.update(dict(a.split("=", 1) for a in assignments.split()))
+        done = subprocess.run([str(script), "config"], env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 1
+        assert done.stderr.strip() == message

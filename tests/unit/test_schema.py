@@ -113,7 +113,7 @@ def test_repeated_categories_are_rejected() -> None:
 def test_unknown_feature_type_is_rejected() -> None:
     data = _builtin_dict()
     data["features"][0]["type"] = "text"
-    with pytest.raises(SchemaError, match=r"features\.0\.type"):
+    with pytest.raises(SchemaError, match=r"features\[0\] \(course_category\)\.type"):
         FeatureSchema.from_dict(data)
 
 
@@ -212,5 +212,5 @@ def test_optional_in_toml_is_read() -> None:
 def test_non_boolean_optional_is_rejected() -> None:
     data = _builtin_dict()
     _feature(data, "quiz_scores")["optional"] = "sometimes"
-    with pytest.raises(SchemaError, match=r"features\.4\.optional"):
+    with pytest.raises(SchemaError, match=r"features\[4\] \(quiz_scores\)\.optional"):
         FeatureSchema.from_dict(data)

@@ -118,11 +118,22 @@ def test_missing_target_value_is_reported(frame: pd.DataFrame, schema: FeatureSc
     assert issue.rows == (9,)
 
 
-@pytest.mark.parametrize("keep", [0, 1])
-def test_single_class_is_reported(frame: pd.DataFrame, schema: FeatureSchema, keep: int) -> None:
-    frame[schema.target.column] = keep
+def test_single_class_is_reported(frame: pd.DataFrame, schema: FeatureSchema) -> None:
+    frame[schema.target.column] = schema.target.completed_value
     issue = only_issue(validation_issues(frame, schema), schema.target.column)
     assert "at least 2 rows of each class" in issue.problem
+
+
+def test_completed_value_matching_no_row_says_so_and_lists_the_values_found(
+    frame: pd.DataFrame, schema: FeatureSchema
+) -> None:
+    # Coded 2/3 instead of 0/1: numbers, both classes present, and none is the completed value.
+    frame[schema.target.column] = pd.to_numeric(frame[schema.target.column]) + 2
+    issue = only_issue(validation_issues(frame, schema), schema.target.column)
+    assert issue.problem == (
+        f"needs at least 2 rows of each class, found 0 completed and {len(frame)} not completed: "
+        "completed_value 1 matches no row; values found: 2, 3"
+    )
 
 
 def test_empty_table_is_reported(frame: pd.DataFrame, schema: FeatureSchema) -> None:

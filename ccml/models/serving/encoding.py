@@ -2,7 +2,8 @@
 
 Numbers stay as they are, booleans become 0/1, a category becomes its index in the
 schema's list (an unseen category one index past the end, which the one-hot step encodes
-as all zeros), a missing value becomes NaN. Both runtimes use this: the scikit-learn
+as all zeros; an unseen ordinal value NaN, imputed like a missing one, since a rank past the
+end would read as "above the highest"), a missing value becomes NaN. Both runtimes use this: the scikit-learn
 pipeline through ``SchemaEncoder``, and the ONNX backend directly, so serving an ONNX
 model never imports scikit-learn.
 """
@@ -44,8 +45,8 @@ class RecordEncoder:
 
     def __init__(self, schema: FeatureSchema) -> None:
         self.features = list(schema.features)
-        self.indexes = [_category_index(f) if f.type == "categorical" else None for f in self.features]
-        self.unseen = [float(len(f.categories or ())) for f in self.features]
+        self.indexes = [_category_index(f) if f.has_categories else None for f in self.features]
+        self.unseen = [math.nan if f.type == "ordinal" else float(len(f.categories or ())) for f in self.features]
         self.width = len(self.features)
 
     def encode(self, records: pd.DataFrame | Sequence[Mapping[str, Any]]) -> FloatMatrix:

@@ -32,7 +32,7 @@ def _field_type(feature: Feature) -> Any:
     if feature.labels:
         description += " Labels: " + ", ".join(f"{k} = {v}" for k, v in feature.labels.items()) + "."
     info = Field(description=description.strip(), examples=[feature.example_value()], title=feature.column)
-    if feature.type == "categorical":
+    if feature.has_categories:
         literal = Literal[tuple(feature.category_list)]  # type: ignore[valid-type]
         return Annotated[literal, BeforeValidator(_reject_bool), info]
     if feature.type == "boolean":
@@ -76,7 +76,7 @@ def _native(value: Any, feature: Feature) -> Any:
     if hasattr(value, "item"):
         value = value.item()
     wants_int = feature.type == "integer" or (
-        feature.type == "categorical" and isinstance((feature.categories or [""])[0], int)
+        feature.has_categories and isinstance((feature.categories or [""])[0], int)
     )
     if wants_int and isinstance(value, float) and value.is_integer():
         return int(value)

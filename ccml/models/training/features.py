@@ -66,7 +66,8 @@ def build_feature_pipeline(schema: FeatureSchema, estimator: Any, *, scale_numer
 
     The one-hot encoder's categories come from the schema, so the output width is fixed
     whatever subset of categories the training data happens to contain; an unseen
-    category encodes as all zeros.
+    category encodes as all zeros. An ordinal feature is a number (its category's position)
+    and goes with the numeric columns.
     """
     numeric = [j for j, f in enumerate(schema.features) if f.is_numeric]
     categorical = [j for j, f in enumerate(schema.features) if not f.is_numeric]

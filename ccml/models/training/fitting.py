@@ -86,6 +86,7 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
             duplicates_dropped=table.duplicates_dropped,
             rows_used=table.rows,
             positives=int(np.sum(table.target)),
+            columns_ignored=list(table.columns_ignored),
         ),
         holdout=spec,
         evaluation=Evaluation(holdout=compute_metrics(holdout_target, scores, plan.threshold), cross_validation=cv),

@@ -36,10 +36,18 @@ class PromotionGate:
             promoted, reason = True, f"challenger {self.metric} {challenger:.4f} reaches the floor {self.floor:.4f}"
         else:
             promoted = sign * (challenger - champion) >= -self.tolerance
-            relation = "within tolerance of or better than" if promoted else "worse than"
+            gap = sign * (challenger - champion)
+            shortfall = f"{-gap:.4f}" if -gap >= 1e-4 else f"{-gap:.1e}"
+            if not promoted:
+                verdict = f"{shortfall} worse than the champion, beyond the tolerance {self.tolerance:g}: not promoted"
+            elif gap > -5e-5:  # equal at the 4 decimals shown (the same model: float noise)
+                verdict = "at least as good: promoted"
+            else:
+                verdict = f"{shortfall} worse, within the tolerance {self.tolerance:g}: promoted"
+            # Plain words: which two scores, of which versions, on which rows.
             reason = (
-                f"challenger {self.metric} {challenger:.4f} is {relation} champion {champion_version} "
-                f"{champion:.4f} (tolerance {self.tolerance:g})"
+                f"challenger {self.metric} {challenger:.4f} vs champion {champion_version} {champion:.4f} "
+                f"on the challenger's holdout: {verdict}"
             )
         return PromotionDecision(
             promoted=promoted,

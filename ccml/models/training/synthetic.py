@@ -49,7 +49,7 @@ def _solve_intercept(logits: np.ndarray[Any, np.dtype[np.float64]], rate: float)
 
 def _not_completed_value(target: Target) -> object:
     completed = target.completed_value
-    if isinstance(completed, int) and completed in (0, 1):
+    if isinstance(completed, int) and not isinstance(completed, bool) and completed in (0, 1):
         return 1 - completed
     raise SchemaError(f"the synthetic generator needs a 0/1 target; {target.column} completes at {completed!r}")
 
@@ -70,7 +70,7 @@ def generate(schema: FeatureSchema, rows: int, seed: int = 0) -> pd.DataFrame:
 
     for feature in schema.features:
         spec = feature.synthetic
-        if feature.type == "categorical":
+        if feature.has_categories:
             categories = feature.category_list
             weights = np.asarray(spec.weights or [1.0] * len(categories), dtype=float)
             if len(weights) != len(categories):

@@ -53,6 +53,8 @@ class SklearnTrainer(Trainer):
     estimator_class: ClassVar[Callable[..., Any]]
     default_params: ClassVar[dict[str, Any]] = {}
     scale_numeric: ClassVar[bool] = False
+    # The main hyper-parameters and the values ``ccml tune`` tries (``ccml.models.training.tuning``).
+    search_space: ClassVar[dict[str, list[Any]]] = {}
 
     def __init__(self, params: dict[str, Any] | None = None, *, random_state: int = 42) -> None:
         valid = set(self.estimator_class().get_params())
@@ -128,6 +130,12 @@ class RandomForestTrainer(SklearnTrainer):
     }
     # Bootstrap rows per tree once the training part is larger than this (see the docstring).
     max_rows_per_tree: ClassVar[int] = 50_000
+    search_space: ClassVar[dict[str, list[Any]]] = {
+        "n_estimators": [50, 100, 200],
+        "min_samples_leaf": [1, 5, 10, 20, 40, 80],
+        "max_features": [None, "sqrt", 0.5],
+        "max_depth": [None, 8, 16],
+    }
 
     def params_for(self, train_rows: int) -> dict[str, Any]:
         """``self.params``, with ``max_samples`` capped on large tables (see the class docstring)."""
@@ -148,6 +156,14 @@ class HistGradientBoostingTrainer(SklearnTrainer):
 
     name = "hist_gradient_boosting"
     estimator_class = HistGradientBoostingClassifier
+    search_space: ClassVar[dict[str, list[Any]]] = {
+        "learning_rate": [0.02, 0.05, 0.1, 0.2],
+        "max_iter": [100, 200, 400],
+        "max_leaf_nodes": [7, 15, 31, 63],
+        "max_depth": [None, 3, 5],
+        "min_samples_leaf": [10, 20, 50, 100],
+        "l2_regularization": [0.0, 0.1, 1.0],
+    }
 
 
 class LogisticRegressionTrainer(SklearnTrainer):
@@ -157,6 +173,7 @@ class LogisticRegressionTrainer(SklearnTrainer):
     estimator_class = LogisticRegression
     default_params: ClassVar[dict[str, Any]] = {"max_iter": 1000}
     scale_numeric = True
+    search_space: ClassVar[dict[str, list[Any]]] = {"C": [0.01, 0.1, 1.0, 10.0, 100.0]}
 
 
 def build_random_forest(settings: Settings) -> SklearnTrainer:

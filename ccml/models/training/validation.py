@@ -22,6 +22,9 @@ MAX_VALUE_CHARS = 40
 _HEAD_ROWS = 1000
 _TRUE = frozenset({"true", "yes", "1", "1.0"})
 _FALSE = frozenset({"false", "no", "0", "0.0"})
+# The cells (lowercased) a boolean feature accepts: schema inference drafts booleans from these.
+BOOLEAN_TRUE = _TRUE
+BOOLEAN_FALSE = _FALSE
 
 
 class _Issues:
@@ -61,6 +64,16 @@ def _strip(series: pd.Series) -> pd.Series:
 
 def _to_numbers(text: pd.Series) -> pd.Series:
     return pd.to_numeric(text, errors="coerce").astype("float64")
+
+
+def strip_cells(series: pd.Series) -> pd.Series:
+    """Cells as validation reads them: text, trimmed, blanks missing."""
+    return _strip(series)
+
+
+def to_numbers(text: pd.Series) -> pd.Series:
+    """Text cells as validation reads numbers: floats, NaN where a cell is not a number."""
+    return _to_numbers(text)
 
 
 def _numeric(feature: Feature, text: pd.Series, issues: _Issues) -> pd.Series:
@@ -110,18 +123,35 @@ def _categorical(feature: Feature, text: pd.Series, issues: _Issues) -> pd.Serie
 def _target(schema: FeatureSchema, text: pd.Series, issues: _Issues) -> pd.Series:
     column = schema.target.column
     issues.add(column, "target value missing", text.isna())
-    completed = schema.target.completed_value
-    if isinstance(completed, int):
+    completed = schema.target.completed_values
+    if isinstance(completed[0], int):
         numbers = _to_numbers(text)
         issues.add(column, "target value is not a number", text.notna() & numbers.isna())
         values: pd.Series = numbers
     else:
         values = text
     distinct = pd.unique(values.dropna())
-    if len(distinct) > 2:
+    # With a list of completed values every other value means "not completed": a target of
+    # several values is then binary by definition.
+    if len(distinct) > 2 and not isinstance(schema.target.completed_value, list):
         shown = ", ".join(_cut(value) for value in sorted(map(str, distinct))[:5])
         issues.add(column, f"target is not binary: {len(distinct)} distinct values ({shown})")
-    return (values == completed).astype("int8")
+    labels = values.isin(completed).astype("int8")
+    if len(distinct) and not labels.any():
+        found = _cut(", ".join(repr(_target_text(v)) for v in sorted(distinct, key=str)[:10]), 200)
+        more = f" (and {len(distinct) - 10} more)" if len(distinct) > 10 else ""
+        # The class count is the symptom; the value that matches nothing is the cause.
+        issues.add(
+            column,
+            f"needs at least 2 rows of each class, found 0 completed and {int(text.notna().sum())} not completed: "
+            f"completed_value {schema.target.completed_value!r} matches no row; values found: {found}{more}",
+        )
+    return labels
+
+
+def _target_text(value: Any) -> Any:
+    """A target value as the schema would write it (1, not 1.0)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _check_informative(feature: Feature, text: pd.Series, values: pd.Series, issues: _Issues, clean: bool) -> None:
@@ -145,7 +175,7 @@ def _check_informative(feature: Feature, text: pd.Series, values: pd.Series, iss
 def _value_text(feature: Feature, value: Any) -> str:
     if feature.type == "boolean":
         return "true" if value else "false"
-    return f"{value:g}" if feature.is_numeric else str(value)
+    return str(value) if feature.has_categories else f"{value:g}"
 
 
 def _drop_duplicates(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
@@ -208,7 +238,7 @@ def validate(dataset: Dataset, schema: FeatureSchema, *, min_rows: int = 50) -> 
         target = _target(schema, target_text, issues)
         positives = int(target.sum())
         negatives = int(target_text.notna().sum()) - positives  # a missing value is neither class
-        if len(target) and min(positives, negatives) < 2:
+        if len(target) and positives and min(positives, negatives) < 2:  # no positive at all: reported above
             issues.add(
                 schema.target.column,
                 f"needs at least 2 rows of each class, found {positives} completed and {negatives} not completed",
@@ -231,4 +261,5 @@ def validate(dataset: Dataset, schema: FeatureSchema, *, min_rows: int = 50) -> 
         source=dataset.source,
         rows_read=rows_read,
         duplicates_dropped=duplicates,
+        columns_ignored=tuple(ignored),
     )

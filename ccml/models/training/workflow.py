@@ -65,6 +65,7 @@ class RetrainOutcome:
             "champion_version": promotion.champion_version if promotion else None,
             "rows_used": self.manifest.data.rows_used,
             "duplicates_dropped": self.manifest.data.duplicates_dropped,
+            "columns_ignored": list(self.manifest.data.columns_ignored),
             "seconds": self.seconds,
         }
 
