@@ -1,6 +1,7 @@
-"""Lambda entry point: a CSV lands under ``incoming/`` of ``CCML_S3_BUCKET`` -> validate, retrain,
-evaluate, save, promote if the gate agrees. Invoked by S3 directly, by EventBridge, or through SNS
-and/or SQS (see ``ccml.core.events``). Configure with the same ``CCML_*`` variables as everything else.
+"""Lambda entry point: a CSV lands under ``incoming/`` of ``CCML_S3_BUCKET`` (or a logs batch under
+``incoming/logs/<batch>/`` gets its ``_READY`` marker) -> validate, retrain, evaluate, save, promote
+if the gate agrees. Invoked by S3 directly, by EventBridge, or through SNS and/or SQS (see
+``ccml.core.events``). Configure with the same ``CCML_*`` variables as everything else.
 """
 
 from __future__ import annotations

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import json
 import reprlib
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote_plus
 
 from ccml.core.errors import EventError
+
+if TYPE_CHECKING:
+    from ccml.core.contracts import DataSource
+    from ccml.core.schema import FeatureSchema
 
 # S3 -> SNS -> SQS -> Lambda, the deepest set-up AWS documents, is two envelopes; one more is slack.
 MAX_ENVELOPES: Final = 3
@@ -75,6 +79,30 @@ class ParsedEvent:
 
     objects: tuple[ObjectCreated, ...]
     ignored: tuple[IgnoredMessage, ...]
+
+
+@dataclass(frozen=True)
+class Training:
+    """One training an announced object asks for, done at most once per ``identity`` (the key of its claim).
+
+    ``schema`` and ``alias`` replace the table workflow's own where given (a horizon's feature
+    table, gated against and promoted to ``day-D``); ``summary`` is what its result names besides
+    the object (a batch, a day).
+    """
+
+    identity: str
+    source: DataSource
+    schema: FeatureSchema | None = None
+    alias: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an announced object asks for: trainings, or the reason it trains nothing."""
+
+    trainings: tuple[Training, ...] = ()
+    skipped: str | None = None
 
 
 @dataclass
