@@ -59,6 +59,18 @@ def _versus_course(frame: pd.DataFrame, column: str) -> pd.Series:
     return (frame[column] / (median + 1.0)).round(9)
 
 
+def _sorted(frame: pd.DataFrame) -> bool:
+    """Whether rows are in (course, day, entity) order: cheaper to check than to sort again."""
+    course = frame[COURSE_COLUMN].astype(str).to_numpy()
+    day = frame["day"].to_numpy()
+    entity = frame["entity"].astype(str).to_numpy()
+    a, b = slice(None, -1), slice(1, None)
+    before = (course[a] < course[b]) | (
+        (course[a] == course[b]) & ((day[a] < day[b]) | ((day[a] == day[b]) & (entity[a] <= entity[b])))
+    )
+    return bool(np.all(before))
+
+
 def feature_table(schema: ActivitySchema, aggregates: pd.DataFrame) -> pd.DataFrame:
     """The table ``schema.feature_schema()`` describes: ids (entity, course, day), then every feature.
 
@@ -66,7 +78,9 @@ def feature_table(schema: ActivitySchema, aggregates: pd.DataFrame) -> pd.DataFr
     out sorted by course, day and entity, so equal inputs give equal tables.
     """
     raw = aggregates.rename(columns={"cutoff": "day"})
-    raw = raw.sort_values([COURSE_COLUMN, "day", "entity"], kind="stable").reset_index(drop=True)
+    if not _sorted(raw):  # the SQL orders its rows; a frame from elsewhere may not be
+        raw = raw.sort_values([COURSE_COLUMN, "day", "entity"], kind="stable")
+    raw = raw.reset_index(drop=True)
     cutoff = raw["day"].to_numpy(dtype=np.int64)
     out = pd.DataFrame({schema.entity: raw["entity"].astype(str), COURSE_COLUMN: raw[COURSE_COLUMN].astype(str)})
     out["day"] = cutoff

@@ -183,10 +183,17 @@ def _indexed(schema: ActivitySchema, dialect: Dialect, calendar: bool) -> str:
         starts = "SELECT course, MIN(start) AS start FROM ccml_calendar GROUP BY course"
     else:
         starts = "SELECT course, MIN(event_date) AS start FROM daily GROUP BY course"
-    return f"""daily AS (
-  SELECT entity, course, event_date, {sums}, SUM(total) AS total{labels}
-  FROM ({_good()}) good GROUP BY entity, course, event_date
-),
+    if schema.logs.format == "wide":  # already one row per entity and day (a repeated day is a problem)
+        columns = ", ".join(_columns(schema))
+        daily = (
+            f"SELECT entity, course, event_date, {columns}, total{', label' if labels else ''} FROM ({_good()}) good"
+        )
+    else:
+        daily = (
+            f"SELECT entity, course, event_date, {sums}, SUM(total) AS total{labels} "
+            f"FROM ({_good()}) good GROUP BY entity, course, event_date"
+        )
+    return f"""daily AS ({daily}),
 starts AS ({starts}),
 indexed AS (
   SELECT d.*, {dialect.day_diff("s.start", "d.event_date")} AS day_index
@@ -253,4 +260,5 @@ SELECT r.entity, r.course, c.cutoff{label_out}, {filled},
   COALESCE(a.last_week_events, 0) AS last_week_events, COALESCE(a.last_week_days, 0) AS last_week_days,
   COALESCE(a.late_events, 0) AS late_events, {filled_masks}
 FROM roster r CROSS JOIN cutoffs c
-LEFT JOIN aggregated a ON a.entity = r.entity AND a.cutoff = c.cutoff"""
+LEFT JOIN aggregated a ON a.entity = r.entity AND a.cutoff = c.cutoff
+ORDER BY r.course, c.cutoff, r.entity"""
