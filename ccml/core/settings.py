@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         "local[*]", description="Spark master URL of CCML_LOG_ENGINE=spark: local[*] or a cluster."
     )
     duckdb_memory_limit: str | None = Field(
-        "600MB",
+        "400MB",
         description="DuckDB's memory limit for the log aggregation (it spills to disk past it); unset: 80% of RAM.",
     )
     max_log_bytes: Annotated[int, Field(ge=1)] = Field(
