@@ -16,6 +16,9 @@ from ccml.core.errors import ConfigError
 from ccml.core.settings import Settings
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from ccml.core.activity import ActivitySchema
     from ccml.core.contracts import DataSource
     from ccml.models.training.workflow import RetrainWorkflow
 
@@ -94,9 +97,17 @@ def data_logs(
 @app.command()
 @user_errors
 def features(
-    logs: LogsOption,
     day: Annotated[str, typer.Option("--day", help="Cut-off course day(s), e.g. 14 or 7,14,21.")],
     out: Annotated[str, typer.Option("--out", help="Table to write: .csv or .parquet, local or s3://.")],
+    logs: Annotated[
+        str | None, typer.Option("--logs", help="Log files: a path or glob, local or s3://bucket/prefix*.")
+    ] = None,
+    aggregates: Annotated[
+        Path | None,
+        typer.Option(
+            "--aggregates", help="Instead of --logs: a CSV of what `ccml sql` ran elsewhere (Athena) returned."
+        ),
+    ] = None,
     labels: LabelsOption = None,
     calendar: CalendarOption = None,
     enrollments: EnrollmentsOption = None,
@@ -110,19 +121,69 @@ def features(
     settings = load_settings()
     declared = activity_schema(settings, schema)
     days = parse_days(day)
-    if labels or declared.labels.source == "log":
-        table = (
-            log_source(settings, declared, logs, days, labels=labels, calendar=calendar, enrollments=enrollments)
-            .load()
-            .frame
+    if (logs is None) == (aggregates is None):
+        raise ConfigError("give --logs (run the aggregation here) or --aggregates (its result from elsewhere)")
+    if aggregates is not None:
+        table = _from_aggregates(declared, aggregates, days)
+    elif labels or declared.labels.source == "log":
+        source = log_source(
+            settings, declared, str(logs), days, labels=labels, calendar=calendar, enrollments=enrollments
         )
+        table = source.load().frame
     else:
-        table = (
-            log_inputs(settings, logs, calendar=calendar, enrollments=enrollments).aggregate(declared, days)[0].table
-        )
+        inputs = log_inputs(settings, str(logs), calendar=calendar, enrollments=enrollments)
+        table = inputs.aggregate(declared, days)[0].table
     write_table(table, out)
     summary = {"out": out, "rows": len(table), "entities": int(table[declared.entity].nunique()), "days": days}
     emit(summary, as_json, lambda: f"wrote {len(table)} rows ({summary['entities']} entities, days {days}) to {out}")
+
+
+def _from_aggregates(declared: ActivitySchema, path: Path, days: list[int]) -> pd.DataFrame:
+    """The feature table from a CSV of ``features_sql``'s result (rows of other days are left out)."""
+    import pandas as pd
+
+    from ccml.activity.features import feature_table
+    from ccml.core.errors import DataSourceError
+
+    try:
+        frame = pd.read_csv(path, dtype={"entity": str, "course": str}, keep_default_na=True)
+    except (OSError, ValueError) as exc:
+        raise DataSourceError(f"cannot read {path}: {exc}") from exc
+    if "cutoff" not in frame.columns:
+        raise DataSourceError(f"{path} is not what `ccml sql` computes: it has no cutoff column")
+    return feature_table(declared, frame[frame["cutoff"].isin(days)])
+
+
+@app.command()
+@user_errors
+def sql(
+    day: Annotated[str, typer.Option("--day", help="Cut-off course day(s), e.g. 14 or 7,14,21.")],
+    dialect: Annotated[str, typer.Option(help="duckdb | spark | athena")] = "athena",
+    calendar: Annotated[bool, typer.Option("--calendar", help="Courses start on a ccml_calendar table's day.")] = False,
+    enrollments: Annotated[
+        bool, typer.Option("--enrollments", help="Enrollments of a ccml_enrollments table count as never active.")
+    ] = False,
+    schema: SchemaOption = None,
+) -> None:
+    """Print the aggregation's SQL for another engine: run it there over a relation ccml_logs."""
+    from ccml.activity.sql import DIALECTS, events_sql, features_sql, problems_sql
+
+    if dialect not in DIALECTS:
+        raise ConfigError(f"--dialect takes {' | '.join(DIALECTS)}, got {dialect!r}")
+    declared = activity_schema_for(schema)
+    chosen = DIALECTS[dialect]
+    create = "CACHE TABLE ccml_events AS" if dialect == "spark" else "CREATE TABLE ccml_events AS"
+    typer.echo(f"-- 1. the rows that carry events (or a problem)\n{create}\n{events_sql(declared, chosen)};\n")
+    typer.echo(f"-- 2. every problem: each row with n > 0 must be fixed first\n{problems_sql(declared, chosen)};\n")
+    statement = features_sql(declared, chosen, parse_days(day), calendar=calendar, enrollments=enrollments)
+    typer.echo(f"-- 3. per entity and day: save as CSV, then ccml features --aggregates FILE\n{statement};")
+
+
+def activity_schema_for(path: Path | None) -> ActivitySchema:
+    """The activity schema of ``--schema``, CCML_SCHEMA, or the built-in one."""
+    from ccml.activity.inputs import activity_schema
+
+    return activity_schema(load_settings(), path)
 
 
 @app.command()

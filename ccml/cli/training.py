@@ -152,6 +152,9 @@ def retrain(
     except (OSError, ValueError) as exc:
         raise EventError(f"cannot read event file {event}: {exc}") from exc
     summary = build_event_retrainer(load_settings()).handle(document)
-    lines = [f"{r['object']}: {r['status']} {r.get('version') or r.get('reason', '')}" for r in summary["results"]]
+    lines = []
+    for r in summary["results"]:
+        where = f"{r['object']} day {r['day']}" if "day" in r else r["object"]
+        lines.append(f"{where}: {r['status']} {r.get('version') or r.get('reason', '')}")
     lines += [f"ignored {i.get('kind', 'message')} at {i.get('path', '$')}" for i in summary.get("ignored", [])]
     emit(summary, as_json, lambda: "\n".join(lines))

@@ -191,14 +191,19 @@ def test_bucket_is_versioned_private_and_encrypted(resources: dict[str, Any]) ->
     assert bucket["DeletionPolicy"] == "Retain", f"{name} holds every model version: keep it"
 
 
-def test_notification_fires_on_incoming_csv_only_and_targets_the_function(resources: dict[str, Any]) -> None:
+def test_notifications_fire_on_incoming_csvs_and_log_batch_markers_only(resources: dict[str, Any]) -> None:
     _, bucket = one_of_type(resources, "AWS::S3::Bucket")
     function_name, _ = one_of_type(resources, "AWS::Lambda::Function")
-    (notification,) = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
-    assert notification["Event"].startswith("s3:ObjectCreated:")
-    rules = {rule["Name"].lower(): rule["Value"] for rule in notification["Filter"]["S3Key"]["Rules"]}
-    assert rules == {"prefix": "incoming/", "suffix": ".csv"}
-    assert notification["Function"] == {"Fn::GetAtt": [function_name, "Arn"]}
+    notifications = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    found = []
+    for notification in notifications:
+        assert notification["Event"].startswith("s3:ObjectCreated:")
+        assert notification["Function"] == {"Fn::GetAtt": [function_name, "Arn"]}
+        found.append({rule["Name"].lower(): rule["Value"] for rule in notification["Filter"]["S3Key"]["Rules"]})
+    assert found == [{"prefix": "incoming/", "suffix": ".csv"}, {"prefix": "incoming/logs/", "suffix": "/_READY"}]
+    # S3 refuses overlapping configurations: a suffix must not end the other one.
+    assert not "/_READY".endswith(".csv")
+    assert not ".csv".endswith("/_READY")
 
 
 def test_s3_may_invoke_the_function_only_from_this_bucket_and_account(resources: dict[str, Any]) -> None:
@@ -277,7 +282,7 @@ def test_lambda_environment_matches_the_trigger(resources: dict[str, Any]) -> No
     assert env["CCML_STORAGE"] == "s3"
     assert env["CCML_S3_BUCKET"] == {"Ref": "BucketName"}
     assert env["CCML_S3_MODEL_PREFIX"] == "models/"
-    (notification,) = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    notification = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"][0]
     prefix = next(rule["Value"] for rule in notification["Filter"]["S3Key"]["Rules"] if rule["Name"] == "prefix")
     assert env["CCML_S3_DATA_PREFIX"] == prefix == "incoming/"
     # The Lambda's own writes (models/) must never match the trigger (incoming/).
@@ -410,7 +415,8 @@ def test_lambda_role_reads_incoming_and_reads_writes_models(resources: dict[str,
         ("s3:PutObject", MODELS_ARN),
         ("s3:ListBucket", BUCKET_ARN),
     }
-    assert list_bucket_prefixes(statements) == ["models/*"]
+    # The model store, and the activity-log batches it lists to train on.
+    assert list_bucket_prefixes(statements) == ["models/*", "incoming/logs/*"]
     queue_name, _ = one_of_type(resources, "AWS::SQS::Queue")
     assert grants(statements, "sqs") == {("sqs:SendMessage", f"GetAtt:{queue_name}.Arn")}
     log_group = text(function["Properties"]["LoggingConfig"]["LogGroup"]).removeprefix("Ref:")

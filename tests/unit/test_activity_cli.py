@@ -157,3 +157,36 @@ def test_score_ranks_every_enrollment_of_every_course_with_the_right_horizon(log
 
 def test_score_without_a_horizon_model_says_what_to_do(logs: Path, env: Path) -> None:
     assert "ccml train --logs" in fail("score", "--logs", str(logs / "events.csv"), "--out", str(env / "r.csv"))
+
+
+def test_the_printed_sql_run_elsewhere_and_its_aggregates_give_the_same_table(logs: Path, env: Path) -> None:
+    import duckdb
+
+    statements = run("sql", "--dialect", "duckdb", "--day", "7,14", "--enrollments")
+    events, problems, features = [s.split("\n", 1)[1] for s in statements.strip().rstrip(";").split(";\n\n")]
+    con = duckdb.connect()  # "elsewhere": a plain DuckDB session over the same files
+    log_file, listed = logs / "events.csv", logs / "enrollments.csv"
+    reader = f"read_csv('{log_file}', all_varchar = true, filename = true)"
+    con.execute(f"CREATE VIEW ccml_logs AS SELECT *, filename AS ccml_file FROM {reader}")
+    entity = "CAST(enrollment_id AS VARCHAR) AS entity, course_id AS course"
+    con.execute(f"CREATE TABLE ccml_enrollments AS SELECT {entity} FROM read_csv('{listed}')")
+    con.execute(events.replace("CREATE TABLE ccml_events AS\n", "CREATE TABLE ccml_events AS "))
+    assert all(n == 0 for _, n, _ in con.execute(problems).fetchall())
+    aggregates = env / "aggregates.csv"
+    con.execute(f"COPY ({features}) TO '{aggregates}' (HEADER)")
+    run("features", "--aggregates", str(aggregates), "--day", "14", "--out", str(env / "elsewhere.csv"))
+    run(
+        "features",
+        "--logs",
+        str(logs / "events.csv"),
+        "--enrollments",
+        str(logs / "enrollments.csv"),
+        "--day",
+        "14",
+        "--out",
+        str(env / "here.csv"),
+    )
+    pd.testing.assert_frame_equal(pd.read_csv(env / "elsewhere.csv"), pd.read_csv(env / "here.csv"))
+    athena = run("sql", "--day", "14")
+    assert "from_iso8601_timestamp" in athena
+    assert "CREATE TABLE ccml_events AS" in athena
