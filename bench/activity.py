@@ -2,14 +2,15 @@
 
     python -m bench.activity                     # everything: about 8 minutes on 2 cores
     python -m bench.activity --sections aggregation --copies 10
-    python -m bench.activity --sections horizons
+    python -m bench.activity --sections horizons stacking
 
 aggregation: the shared KDD daily logs replicated ``--copies`` times with shifted ids (17.2M rows
 at 10), written as CSV and as Parquet under ``--work``; the feature table as of day 30 computed
 by ccml on DuckDB from CSV and from Parquet, by ccml on Spark (local[2]) from CSV, and by a plain
 pandas baseline (read every file, sum per enrollment: the same counts, active days, first and
 last day). Each run is a fresh process, so its peak RSS is its own. horizons: ``ccml horizons``'
-evaluation on the shared logs, 5-fold stratified and grouped by course. Results are printed and
+evaluation on the shared logs, 5-fold stratified and grouped by course. stacking: one model per
+horizon against one model over stacked snapshots, on the same enrollment folds. Results are printed and
 written as JSON into ``--out`` (default bench/results).
 """
 
@@ -175,11 +176,62 @@ def horizons() -> dict[str, Any]:
     return out
 
 
+def stacking() -> dict[str, Any]:
+    """One model per horizon against one model over stacked snapshots (the day as a feature), same folds.
+
+    Folds split enrollments (stratified), so an enrollment's snapshots are all on one side.
+    """
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    from ccml.activity.inputs import log_source
+    from ccml.core.activity import load_activity_schema
+    from ccml.core.settings import Settings
+
+    settings = Settings(log_level="warning")
+    schema = load_activity_schema(SCHEMA)
+    logs = str(KDD / "raw_daily_by_course" / "*.csv")
+    table = log_source(settings, schema, logs, DAYS, labels=str(KDD / "truth_train.csv")).load().frame
+    table["completed"] = (table[schema.labels.column].astype(int) == int(schema.labels.completed_value)).astype(int)
+    names = [*schema.feature_schema().feature_names, "day"]
+    table["never_active"] = table["never_active"].astype(int)
+    first = table[table["day"] == DAYS[0]]
+    entities, outcome = first[schema.entity].to_numpy(), first["completed"].to_numpy()
+    per: dict[int, list[float]] = {d: [] for d in DAYS}
+    stacked: dict[int, list[float]] = {d: [] for d in DAYS}
+
+    def fit() -> HistGradientBoostingClassifier:
+        return HistGradientBoostingClassifier(random_state=42)
+
+    for train, _ in StratifiedKFold(5, shuffle=True, random_state=42).split(entities, outcome):
+        inside = table[schema.entity].isin(set(entities[train]))
+        model = fit().fit(table.loc[inside, names], table.loc[inside, "completed"])
+        for day in DAYS:
+            today = table["day"] == day
+            test = table[today & ~inside]
+            alone = fit().fit(table.loc[today & inside, names], table.loc[today & inside, "completed"])
+            per[day].append(roc_auc_score(test["completed"], alone.predict_proba(test[names])[:, 1]))
+            stacked[day].append(roc_auc_score(test["completed"], model.predict_proba(test[names])[:, 1]))
+    out = {
+        str(d): {"per_horizon": round(float(np.mean(per[d])), 4), "stacked": round(float(np.mean(stacked[d])), 4)}
+        for d in DAYS
+    }
+    print("stacking (5-fold by enrollment, ROC AUC):", flush=True)
+    for key, figures in out.items():
+        print(f"  day {key:>2}: one model per horizon {figures['per_horizon']:.4f}, stacked {figures['stacked']:.4f}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--sections", nargs="+", default=["aggregation", "horizons"], choices=["aggregation", "horizons"]
+        "--sections",
+        nargs="+",
+        default=["aggregation", "horizons", "stacking"],
+        choices=["aggregation", "horizons", "stacking"],
     )
     parser.add_argument("--copies", type=int, default=10)
     parser.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "ccml-bench-activity")
@@ -193,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         report["aggregation"] = aggregation(args.copies, args.work)
     if "horizons" in args.sections:
         report["horizons"] = horizons()
+    if "stacking" in args.sections:
+        report["stacking"] = stacking()
     report["load_average_end"] = list(os.getloadavg())
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"activity-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
