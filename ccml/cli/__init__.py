@@ -11,11 +11,11 @@ import sys
 
 import typer
 
-from ccml.cli import activity, models, schema, serving, training, tuning
+from ccml.cli import activity, models, schema, serving, sql, training, tuning
 from ccml.cli.common import app
 from ccml.core.errors import ConfigError
 
-__all__ = ["activity", "app", "main", "models", "schema", "serving", "training", "tuning"]
+__all__ = ["activity", "app", "main", "models", "schema", "serving", "sql", "training", "tuning"]
 
 
 def main() -> None:

@@ -156,38 +156,6 @@ def _from_aggregates(declared: ActivitySchema, path: Path, days: list[int]) -> p
 
 @app.command()
 @user_errors
-def sql(
-    day: Annotated[str, typer.Option("--day", help="Cut-off course day(s), e.g. 14 or 7,14,21.")],
-    dialect: Annotated[str, typer.Option(help="duckdb | spark | athena")] = "athena",
-    calendar: Annotated[bool, typer.Option("--calendar", help="Courses start on a ccml_calendar table's day.")] = False,
-    enrollments: Annotated[
-        bool, typer.Option("--enrollments", help="Enrollments of a ccml_enrollments table count as never active.")
-    ] = False,
-    schema: SchemaOption = None,
-) -> None:
-    """Print the aggregation's SQL for another engine: run it there over a relation ccml_logs."""
-    from ccml.activity.sql import DIALECTS, events_sql, features_sql, problems_sql
-
-    if dialect not in DIALECTS:
-        raise ConfigError(f"--dialect takes {' | '.join(DIALECTS)}, got {dialect!r}")
-    declared = activity_schema_for(schema)
-    chosen = DIALECTS[dialect]
-    create = "CACHE TABLE ccml_events AS" if dialect == "spark" else "CREATE TABLE ccml_events AS"
-    typer.echo(f"-- 1. the rows that carry events (or a problem)\n{create}\n{events_sql(declared, chosen)};\n")
-    typer.echo(f"-- 2. every problem: each row with n > 0 must be fixed first\n{problems_sql(declared, chosen)};\n")
-    statement = features_sql(declared, chosen, parse_days(day), calendar=calendar, enrollments=enrollments)
-    typer.echo(f"-- 3. per entity and day: save as CSV, then ccml features --aggregates FILE\n{statement};")
-
-
-def activity_schema_for(path: Path | None) -> ActivitySchema:
-    """The activity schema of ``--schema``, CCML_SCHEMA, or the built-in one."""
-    from ccml.activity.inputs import activity_schema
-
-    return activity_schema(load_settings(), path)
-
-
-@app.command()
-@user_errors
 def horizons(
     logs: LogsOption,
     labels: LabelsOption = None,
