@@ -47,7 +47,11 @@ def daily_events(schema: ActivitySchema, raw: pd.DataFrame) -> pd.DataFrame:
             out[name] = np.where(raw[logs.event_column or ""] == event, n, 0)
     out["total"] = out[names].sum(axis=1)
     out = out[out["total"] > 0]
-    return out.groupby(["entity", "course", "date"], as_index=False)[[*names, "total"]].sum()
+    daily = out.groupby(["entity", "course", "date"], as_index=False)[[*names, "total"]].sum()
+    if logs.student_column:
+        student = raw.loc[out.index, logs.student_column].groupby([out["entity"], out["course"], out["date"]]).min()
+        daily = daily.join(student.rename("student"), on=["entity", "course", "date"])
+    return daily
 
 
 def reference_aggregates(
@@ -67,11 +71,18 @@ def reference_aggregates(
         starts = daily.groupby("course")["date"].min().rename("start")
     daily = daily.join(starts, on="course")
     daily["day_index"] = (daily["date"] - daily["start"]).dt.days
-    known = daily[["entity", "course"]]
+    carried = ["course", *(["student"] if schema.logs.student_column else [])]
+    known = daily[["entity", *carried]]
     if enrollments is not None:
-        listed = enrollments[[schema.entity, schema.calendar.course]].astype(str)
-        known = pd.concat([known, listed.set_axis(["entity", "course"], axis=1)])
-    roster = known.groupby("entity")["course"].min()
+        sources = [
+            schema.entity,
+            schema.calendar.course,
+            *([schema.logs.student_column] if schema.logs.student_column else []),
+        ]
+        listed = enrollments[sources].astype(str)
+        known = pd.concat([known, listed.set_axis(["entity", *carried], axis=1)])
+    everyone = known.groupby("entity")[carried].min()
+    roster = everyone["course"]
     parts = []
     for cutoff in sorted(set(days)):
         seen = daily[(daily["day_index"] >= 0) & (daily["day_index"] < cutoff)].copy()
@@ -92,7 +103,8 @@ def reference_aggregates(
         per_entity = per_entity.reindex(roster.index)
         filled = [c for c in per_entity.columns if c not in ("first_day", "last_day")]
         per_entity[filled] = per_entity[filled].fillna(0)
-        per_entity["course"] = roster
+        for column in carried:
+            per_entity[column] = everyone[column]
         per_entity["cutoff"] = cutoff
         parts.append(per_entity.reset_index())
     return pd.concat(parts, ignore_index=True)

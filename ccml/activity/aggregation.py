@@ -44,7 +44,8 @@ def calendar_frame(schema: ActivitySchema, calendar: pd.DataFrame) -> pd.DataFra
 
 def enrollments_frame(schema: ActivitySchema, enrollments: pd.DataFrame) -> pd.DataFrame:
     """An enrollment list as ``entity, course`` (text); ``DataValidationError`` naming what is wrong."""
-    columns = (schema.entity, schema.calendar.course)
+    student = schema.logs.student_column
+    columns = (schema.entity, schema.calendar.course, *([student] if student else []))
     missing = [c for c in columns if c not in enrollments.columns]
     if missing:
         raise DataValidationError([ValidationIssue(c, "required enrollments column is missing") for c in missing])
@@ -56,7 +57,20 @@ def enrollments_frame(schema: ActivitySchema, enrollments: pd.DataFrame) -> pd.D
         raise DataValidationError(
             [ValidationIssue(schema.entity, "blank entity or course in the enrollments", int(blank.sum()), rows)]
         )
-    return pd.DataFrame({"entity": entity.astype(str), "course": course.astype(str)}).drop_duplicates()
+    frame = pd.DataFrame({"entity": entity.astype(str), "course": course.astype(str)})
+    if student:  # an enrollment without events has its student only here
+        frame["student"] = enrollments[student].astype("string").str.strip().astype(str).to_numpy()
+    return frame.drop_duplicates()
+
+
+def missing_columns(engine: Engine, schema: ActivitySchema) -> list[ValidationIssue]:
+    """The declared columns the log's files do not have."""
+    logs = schema.logs
+    declared = [logs.entity, logs.timestamp, logs.course_column, logs.student_column]
+    declared += logs.events if logs.format == "wide" else [logs.event_column, logs.count_column]
+    declared += [schema.labels.column] if schema.labels.source == "log" else []
+    found = set(engine.query("SELECT * FROM ccml_logs LIMIT 0").columns)
+    return [ValidationIssue(c, "declared column is missing from the log") for c in declared if c and c not in found]
 
 
 def problems(engine: Engine, schema: ActivitySchema) -> list[ValidationIssue]:
@@ -87,6 +101,9 @@ def aggregate(
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     engine.register_logs(paths)
+    absent = missing_columns(engine, schema)
+    if absent:
+        raise DataValidationError(absent)
     if calendar is not None:
         engine.register_frame("ccml_calendar", calendar_frame(schema, calendar))
     if enrollments is not None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ccml.activity.sql import MASK_DAYS, mask_columns
-from ccml.core.activity import COURSE_COLUMN, ActivitySchema
+from ccml.core.activity import COURSE_COLUMN, STUDENT_COLUMN, ActivitySchema
 
 Array = np.ndarray[Any, np.dtype[Any]]
 
@@ -113,4 +113,6 @@ def feature_table(schema: ActivitySchema, aggregates: pd.DataFrame) -> pd.DataFr
     )
     if "label" in raw.columns and schema.labels.source == "log":
         out[schema.labels.column] = raw["label"].to_numpy()
+    if schema.logs.student_column:
+        out[STUDENT_COLUMN] = raw[STUDENT_COLUMN].astype(str).to_numpy()
     return out

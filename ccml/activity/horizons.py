@@ -4,7 +4,8 @@ One model per horizon (each fitted on the table as of its day), measured the way
 it: ROC AUC, the average precision of the at-risk class (``pr_auc``) and the share of real
 dropouts among the 10% rated most at risk (``precision_top10``). Folds are stratified, or grouped
 by course (train on some courses, test on others) so the figure says how the model does on a
-course it has never seen.
+course it has never seen, or by student (a student's enrollments on one side), so that a student
+in several courses does not vouch for the model on their own other enrollment.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ import structlog
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from ccml.core.activity import COURSE_COLUMN, ActivitySchema
+from ccml.core.activity import COURSE_COLUMN, STUDENT_COLUMN, ActivitySchema
 from ccml.core.contracts import Trainer
+from ccml.core.errors import ConfigError
 from ccml.core.types import Dataset
 from ccml.models.training.validation import validate
 
 log = structlog.get_logger(__name__)
 
-GroupBy = Literal["course"] | None
+GroupBy = Literal["course", "student"] | None
 TOP_SHARE = 0.10
 
 
@@ -109,7 +111,13 @@ def evaluate_horizons(
         rows = table[table["day"] == day].reset_index(drop=True)
         dataset = Dataset(frame=rows, fingerprint="", source={"backend": "activity"}, identity=f"day {day}")
         validated = validate(dataset, feature_schema, min_rows=min_rows)
-        groups = rows[COURSE_COLUMN].to_numpy() if group_by == "course" else None
+        groups = None
+        if group_by == "course":
+            groups = rows[COURSE_COLUMN].to_numpy()
+        elif group_by == "student":
+            if not schema.logs.student_column:
+                raise ConfigError("grouping by student needs [logs] student_column in the activity schema")
+            groups = rows[STUDENT_COLUMN].to_numpy()
         horizon = evaluate_day(
             lambda f, t: trainer.fit(f, t, feature_schema),
             validated.features,

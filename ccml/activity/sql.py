@@ -107,25 +107,27 @@ def events_sql(schema: ActivitySchema, dialect: Dialect) -> str:
             for event, name in zip(logs.events, columns, strict=True)
         ]
     label = f"CAST({q(schema.labels.column)} AS {text})" if schema.labels.source == "log" else f"CAST(NULL AS {text})"
+    student = f"CAST({q(logs.student_column)} AS {text})" if logs.student_column else f"CAST(NULL AS {text})"
     total = " + ".join(columns)
     # Counts are checked on every row; the rest (the course, the date) only on rows that carry
     # events: a wide log is mostly all-zero days, which say nothing and are dropped first.
     # A wide log's duplicates are found by day: its timestamps are kept only to show a bad one.
     kept_ts = "raw_ts" if logs.format == "long" else "CASE WHEN event_date IS NULL THEN raw_ts END AS raw_ts"
-    return f"""SELECT entity, course, event_date, {kept_ts}, event_type, label, {", ".join(columns)}, total,
+    return f"""SELECT entity, course, event_date, {kept_ts}, event_type, label, student, {", ".join(columns)}, total,
   CASE WHEN entity IS NULL THEN 1 ELSE 0 END AS bad_entity,
   CASE WHEN course IS NULL THEN 1 ELSE 0 END AS bad_course,
   CASE WHEN event_date IS NULL THEN 1 ELSE 0 END AS bad_date,
   bad_count
 FROM (
   SELECT NULLIF(TRIM(CAST(raw_entity AS {text})), '') AS entity, {course} AS course,
-    {dialect.to_date("raw_ts")} AS event_date, raw_ts, event_type, label, {", ".join(columns)},
+    {dialect.to_date("raw_ts")} AS event_date, raw_ts, event_type, label, student, {", ".join(columns)},
     {total} AS total, bad_count
   FROM (
-    SELECT raw_entity, raw_course, raw_ts, {event_type} AS event_type, label, {", ".join(typed_counts)},
+    SELECT raw_entity, raw_course, raw_ts, {event_type} AS event_type, label, student, {", ".join(typed_counts)},
       CASE WHEN {bad_count} THEN 1 ELSE 0 END AS bad_count
     FROM (
       SELECT {q(logs.entity)} AS raw_entity, {raw_course} AS raw_course, {raw_ts} AS raw_ts, {label} AS label,
+        {student} AS student,
         {", ".join(parsed)}
       FROM ccml_logs
     ) parsed
@@ -172,22 +174,34 @@ def problems_sql(schema: ActivitySchema, dialect: Dialect) -> str:
             f"MIN(entity) AS example FROM (SELECT entity FROM ({_good()}) good GROUP BY entity "
             f"HAVING COUNT(DISTINCT label) > 1) several"
         )
+    if schema.logs.student_column:
+        selects.append(
+            f"SELECT {dialect.literal('entity of more than one student')} AS problem, COUNT(*) AS n, "
+            f"MIN(entity) AS example FROM (SELECT entity FROM ({_good()}) good GROUP BY entity "
+            f"HAVING COUNT(DISTINCT student) > 1) several"
+        )
     return "\nUNION ALL\n".join(selects)
+
+
+def carried(schema: ActivitySchema) -> list[str]:
+    """The per-entity text columns the SQL carries through: the label (from the log) and the student."""
+    return [
+        c for c, on in (("label", schema.labels.source == "log"), ("student", bool(schema.logs.student_column))) if on
+    ]
 
 
 def _indexed(schema: ActivitySchema, dialect: Dialect, calendar: bool) -> str:
     """The CTEs ``daily`` (one row per entity and active day), ``starts`` and ``indexed`` (with the course day)."""
     sums = ", ".join(f"SUM({c}) AS {c}" for c in _columns(schema))
-    labels = ", MIN(label) AS label" if schema.labels.source == "log" else ""
+    labels = "".join(f", MIN({c}) AS {c}" for c in carried(schema))
+    passed = "".join(f", {c}" for c in carried(schema))
     if calendar:
         starts = "SELECT course, MIN(start) AS start FROM ccml_calendar GROUP BY course"
     else:
         starts = "SELECT course, MIN(event_date) AS start FROM daily GROUP BY course"
     if schema.logs.format == "wide":  # already one row per entity and day (a repeated day is a problem)
         columns = ", ".join(_columns(schema))
-        daily = (
-            f"SELECT entity, course, event_date, {columns}, total{', label' if labels else ''} FROM ({_good()}) good"
-        )
+        daily = f"SELECT entity, course, event_date, {columns}, total{passed} FROM ({_good()}) good"
     else:
         daily = (
             f"SELECT entity, course, event_date, {sums}, SUM(total) AS total{labels} "
@@ -230,15 +244,17 @@ def features_sql(
     )
     filled = ", ".join(f"COALESCE(a.{c}, 0) AS {c}" for c in columns)
     filled_masks = ", ".join(f"COALESCE(a.{m}, 0) AS {m}" for m in mask_columns(schema))
-    labels = ", MIN(label) AS label" if schema.labels.source == "log" else ""
-    label_out = ", r.label" if schema.labels.source == "log" else ""
+    labels = "".join(f", MIN({c}) AS {c}" for c in carried(schema))
+    label_out = "".join(f", r.{c}" for c in carried(schema))
     seen = "daily"
-    if enrollments:
-        label = ", label" if schema.labels.source == "log" else ""
-        none = f", CAST(NULL AS {dialect.string_type}) AS label" if schema.labels.source == "log" else ""
+    if enrollments:  # the list has no labels; it may name each enrollment's student
+        passed = "".join(f", {c}" for c in carried(schema))
+        listed = "".join(
+            f", {c}" if c == "student" else f", CAST(NULL AS {dialect.string_type}) AS {c}" for c in carried(schema)
+        )
         seen = (
-            f"(SELECT entity, course{label} FROM daily UNION ALL "
-            f"SELECT entity, course{none} FROM ccml_enrollments) known"
+            f"(SELECT entity, course{passed} FROM daily UNION ALL "
+            f"SELECT entity, course{listed} FROM ccml_enrollments) known"
         )
     return f"""WITH {_indexed(schema, dialect, calendar)},
 roster AS (SELECT entity, MIN(course) AS course{labels} FROM {seen} GROUP BY entity),

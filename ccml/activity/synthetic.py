@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -40,8 +39,6 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.optimize import brentq
 from scipy.special import expit
-
-from ccml.core.errors import DataValidationError, ValidationIssue
 
 EVENT_TYPES: Final = ("access", "discussion", "navigate", "page_close", "problem", "video", "wiki")
 EVENT_COLUMNS: Final = tuple(f"event_{kind}" for kind in EVENT_TYPES)
@@ -65,7 +62,8 @@ class SyntheticLogs:
     ``events``: ``enrollment_id, course_id, timestamp, event``, one row per event, by enrollment
     and time (as KDD's ``log_train.csv``), no two events of an enrollment at the same second.
     ``labels``: ``enrollment_id, label`` (1 = dropout). ``calendar``: ``course_id, start`` (ISO
-    date). ``enrollments``: ``enrollment_id, course_id``, also for those without any event.
+    date). ``enrollments``: ``enrollment_id, course_id, student_id``, also for those without any event;
+    ``events`` carry the ``student_id`` too (a student may take several courses).
     """
 
     events: pd.DataFrame
@@ -94,7 +92,9 @@ def generate_logs(
     n = courses * enrollments_per_course
     course = np.repeat(np.arange(courses), enrollments_per_course)
     shift, intensity, course_mix = _courses(rng, courses)
-    engagement = rng.standard_normal(n)
+    student = _students(np.random.default_rng([seed, 1]), courses, enrollments_per_course)
+    # A student's enrollments share most of their engagement: folds that split a student leak.
+    engagement = 0.8 * rng.standard_normal(int(student.max()) + 1)[student] + 0.6 * rng.standard_normal(n)
     intercept = float(brentq(lambda a: expit(a - 2.4 * engagement).mean() - dropout_rate, -40.0, 40.0))
     dropout = rng.random(n) < expit(intercept - 2.4 * engagement)
     late = np.floor(rng.exponential(days / 5 * np.exp(-0.4 * engagement)))
@@ -108,13 +108,25 @@ def generate_logs(
     # Through the ordinal: a datetime start would otherwise put its time into every date.
     starts = [date.fromordinal(start.toordinal() + _COURSE_GAP_DAYS * c) for c in range(courses)]
     ids = np.arange(1, n + 1, dtype=np.int64)
+    students = np.array([f"S{k + 1:05d}" for k in range(int(student.max()) + 1)], dtype=object)[student]
+    events = _events(rng, counts, course, course_ids, starts)
+    events["student_id"] = pd.Series(students[events["enrollment_id"].to_numpy() - 1], dtype="str")
     return SyntheticLogs(
-        events=_events(rng, counts, course, course_ids, starts),
+        events=events,
         labels=pd.DataFrame({"enrollment_id": ids, "label": dropout.astype(np.int64)}),
         calendar=pd.DataFrame({"course_id": course_ids, "start": [d.isoformat() for d in starts]}),
-        enrollments=pd.DataFrame({"enrollment_id": ids, "course_id": course_ids[course]}),
+        enrollments=pd.DataFrame(
+            {"enrollment_id": ids, "course_id": course_ids[course], "student_id": pd.Series(students, dtype="str")}
+        ),
         days=days,
     )
+
+
+def _students(rng: np.random.Generator, courses: int, per_course: int) -> Ints:
+    """Each enrollment's student: a course draws its students without replacement from one pool, so
+    about 0.4 enrollments in 1.4 belong to a student who also takes another course."""
+    pool = max(per_course, round(courses * per_course / 1.4))
+    return np.concatenate([rng.choice(pool, per_course, replace=False) for _ in range(courses)]).astype(np.int64)
 
 
 def _courses(rng: np.random.Generator, courses: int) -> tuple[Floats, Floats, Floats]:
@@ -207,93 +219,3 @@ def _events(
             "event": pd.Series(np.array(EVENT_TYPES, dtype=object)[kind], dtype="str"),
         }
     )
-
-
-def to_wide(
-    events: pd.DataFrame, calendar: pd.DataFrame, days: int, *, enrollments: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """Count ``events`` per enrollment, course day and type, as KDD's daily files do.
-
-    One row per enrollment and day of its course's window, zeros included, by course, enrollment
-    and day: ``enrollment_id, course_id, time`` (ISO date) and an ``event_<type>`` count per type.
-    The enrollments are ``enrollments`` (``enrollment_id, course_id``) when given, so that those
-    without any event get their all-zero rows; otherwise those the events name.
-
-    Raises:
-        DataValidationError: a column is missing, a course or enrollment is listed twice, or an event
-            cannot be placed (stamp not ``YYYY-MM-DDTHH:MM:SS``, unknown course, type or enrollment, or
-            outside its course's window); every problem of the events at once.
-    """
-    if days < 1:
-        raise ValueError(f"days must be at least 1, got {days}")
-    keys = events if enrollments is None else enrollments
-    needed: list[tuple[str, pd.DataFrame, tuple[str, ...]]] = [
-        ("events", events, ("enrollment_id", "course_id", "timestamp", "event")),
-        ("calendar", calendar, ("course_id", "start")),
-        ("enrollments", keys, ("enrollment_id", "course_id")),
-    ]
-    missing = [ValidationIssue(c, f"missing from the {name}") for name, f, cols in needed for c in cols if c not in f]
-    if missing:
-        raise DataValidationError(missing)
-    if calendar["course_id"].duplicated().any():
-        raise DataValidationError([_issue("course_id", "twice in the calendar", calendar["course_id"].duplicated())])
-    keys = keys[["enrollment_id", "course_id"]].drop_duplicates()
-    keys = keys.sort_values(["course_id", "enrollment_id"], ignore_index=True)
-    twice = keys["enrollment_id"][keys["enrollment_id"].duplicated()].unique()
-    if len(twice):
-        ids = ", ".join(map(str, twice[:5]))
-        raise DataValidationError([ValidationIssue("enrollment_id", f"in two courses (ids {ids})", len(twice))])
-    starts = pd.to_datetime(calendar.set_index("course_id")["start"], format="%Y-%m-%d")
-    stamp = pd.to_datetime(events["timestamp"], format=TIMESTAMP_FORMAT, errors="coerce")
-    day = (stamp.dt.normalize() - events["course_id"].map(starts)).dt.days.to_numpy(dtype=float, na_value=np.nan)
-    kind = pd.Index(EVENT_TYPES).get_indexer(pd.Index(events["event"])).astype(np.int64)
-    row = pd.Index(keys["enrollment_id"]).get_indexer(events["enrollment_id"])
-    listed = events["course_id"].isin(starts.index).to_numpy()  # an unknown course is its own issue
-    unlisted = (row < 0) | (listed & (keys["course_id"].to_numpy()[row] != events["course_id"].to_numpy()))
-    checks = [
-        ("timestamp", "not a YYYY-MM-DDTHH:MM:SS stamp", stamp.isna().to_numpy()),
-        ("course_id", "not in the calendar", stamp.notna().to_numpy() & np.isnan(day)),
-        ("timestamp", f"outside its course's {days}-day window", (day < 0) | (day >= days)),
-        ("event", f"not one of {', '.join(EVENT_TYPES)}", kind < 0),
-        ("enrollment_id", "not among the enrollments of its course", unlisted),
-    ]
-    issues = [_issue(column, problem, bad) for column, problem, bad in checks if bad.any()]
-    if issues:
-        raise DataValidationError(issues)
-    cell = (row * days + day.astype(np.int64)) * len(EVENT_TYPES) + kind
-    counts = np.bincount(cell, minlength=len(keys) * days * len(EVENT_TYPES)).reshape(-1, len(EVENT_TYPES))
-    first = keys["course_id"].map(starts).to_numpy(dtype="datetime64[D]")
-    time = np.repeat(first, days) + np.tile(np.arange(days), len(keys))
-    wide = pd.DataFrame(
-        {
-            "enrollment_id": np.repeat(keys["enrollment_id"].to_numpy(dtype=np.int64), days),
-            "course_id": pd.Series(np.repeat(keys["course_id"].to_numpy(dtype=object), days), dtype="str"),
-            "time": pd.Series(np.datetime_as_string(time, unit="D").astype(object), dtype="str"),
-        }
-    )
-    wide[list(EVENT_COLUMNS)] = counts
-    return wide
-
-
-def _issue(column: str, problem: str, bad: Bools | pd.Series[bool]) -> ValidationIssue:
-    where = np.flatnonzero(np.asarray(bad))
-    return ValidationIssue(column, problem, len(where), tuple(int(r) for r in where[:5]))
-
-
-def write_logs(logs: SyntheticLogs, directory: Path, *, wide: bool = False) -> dict[str, Path]:
-    """Write the logs as CSV files under ``directory``; return each file's path by its stem.
-
-    ``events.csv`` (the long form) or, with ``wide``, one ``course_<id>.csv`` per course in KDD's
-    daily form (no course column: the file name says it); then ``labels.csv``, ``calendar.csv``
-    and ``enrollments.csv``.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    frames: dict[str, pd.DataFrame] = {"events": logs.events}
-    if wide:
-        daily = to_wide(logs.events, logs.calendar, logs.days, enrollments=logs.enrollments)
-        frames = {f"course_{c}": frame.drop(columns="course_id") for c, frame in daily.groupby("course_id")}
-    frames |= {"labels": logs.labels, "calendar": logs.calendar, "enrollments": logs.enrollments}
-    paths = {stem: directory / f"{stem}.csv" for stem in frames}
-    for stem, frame in frames.items():
-        frame.to_csv(paths[stem], index=False)
-    return paths

@@ -88,7 +88,8 @@ def data_logs(
     ] = False,
 ) -> None:
     """Write synthetic activity logs (the built-in activity schema's form, shaped like the KDD Cup 2015 logs)."""
-    from ccml.activity.synthetic import generate_logs, write_logs
+    from ccml.activity.synthetic import generate_logs
+    from ccml.activity.synthetic_files import write_logs
 
     paths = write_logs(generate_logs(courses=courses, enrollments_per_course=per_course, seed=seed), out, wide=wide)
     typer.echo(f"wrote {', '.join(p.name for p in paths.values())} to {out}", err=True)
@@ -162,7 +163,8 @@ def horizons(
     days: Annotated[str | None, typer.Option("--days", help="Cut-off days; default: the schema's horizons.")] = None,
     cv: Annotated[int, typer.Option("--cv", min=2, max=20, help="Folds of the cross-validation.")] = 5,
     group_by: Annotated[
-        str | None, typer.Option("--group-by", help="course: folds hold out whole courses (unseen courses).")
+        str | None,
+        typer.Option("--group-by", help="course: folds hold out whole courses; student: whole students."),
     ] = None,
     trainer: Annotated[str | None, typer.Option(help="Override CCML_TRAINER.")] = None,
     calendar: CalendarOption = None,
@@ -178,8 +180,8 @@ def horizons(
     from ccml.activity.inputs import activity_schema, log_source
     from ccml.core.components import build_trainer
 
-    if group_by not in (None, "course"):
-        raise ConfigError(f"--group-by takes course, got {group_by!r}")
+    if group_by not in (None, "course", "student"):
+        raise ConfigError(f"--group-by takes course or student, got {group_by!r}")
     settings = load_settings(trainer=trainer)
     declared = activity_schema(settings, schema)
     chosen = parse_days(days) if days else declared.horizons
@@ -194,11 +196,11 @@ def horizons(
         build_trainer(settings),
         chosen,
         folds=cv,
-        group_by="course" if group_by else None,
+        group_by="student" if group_by == "student" else "course" if group_by else None,
         seed=settings.random_state,
         min_rows=settings.min_rows,
     )
-    folds = f"{cv}-fold, {'grouped by course' if group_by else 'stratified'}"
+    folds = f"{cv}-fold, {f'grouped by {group_by}' if group_by else 'stratified'}"
     plot_horizons(results, png, f"{declared.name}: {settings.trainer}, {folds}")
     document = {
         "horizons": [h.as_dict() for h in results],

@@ -25,7 +25,11 @@ def sql(
     dialect: Annotated[str, typer.Option(help="duckdb | spark | athena")] = "athena",
     calendar: Annotated[bool, typer.Option("--calendar", help="Courses start on a ccml_calendar table's day.")] = False,
     enrollments: Annotated[
-        bool, typer.Option("--enrollments", help="Enrollments of a ccml_enrollments table count as never active.")
+        bool,
+        typer.Option(
+            "--enrollments",
+            help="Enrollments of a table ccml_enrollments(entity, course[, student]) count as never active.",
+        ),
     ] = False,
     schema: SchemaOption = None,
 ) -> None:

@@ -25,6 +25,7 @@ ACTIVITY_SCHEMA_RESOURCE: Final = "activity.toml"
 MAX_EVENTS: Final = 10**9
 LAST_WEEK_DAYS: Final = 7
 COURSE_COLUMN: Final = "course"
+STUDENT_COLUMN: Final = "student"
 
 
 class _Frozen(BaseModel):
@@ -38,7 +39,8 @@ class LogDeclaration(_Frozen):
     ``count_column`` (1 per row without one). ``format = "wide"``: one row per entity and day,
     one count column per event type (``events`` names them). The course is a column
     (``course_column``) or the named group ``course`` of a regular expression on the file name
-    (``course_from_filename``).
+    (``course_from_filename``). ``student_column`` names the student of each enrollment where a
+    student may have several (folds can then keep a student's enrollments together).
     """
 
     format: Literal["long", "wide"]
@@ -49,6 +51,7 @@ class LogDeclaration(_Frozen):
     count_column: str | None = None
     course_column: str | None = None
     course_from_filename: str | None = None
+    student_column: str | None = None
     course_days: Annotated[int, Field(ge=LAST_WEEK_DAYS, le=366)] = 30
 
     @model_validator(mode="after")
@@ -199,7 +202,7 @@ class ActivitySchema(_Frozen):
         return FeatureSchema(
             name=self.name,
             description=self.description,
-            id_columns=[self.entity, COURSE_COLUMN, "day"],
+            id_columns=[self.entity, COURSE_COLUMN, "day", *([STUDENT_COLUMN] if self.logs.student_column else [])],
             target=target,
             features=self.features(),
         )

@@ -115,6 +115,12 @@ def test_horizons_prints_one_row_per_day_and_writes_the_plot(logs: Path, env: Pa
         "horizons", *inputs(logs), "--days", "14", "--cv", "3", "--group-by", "course", "--png", str(png), "--json"
     )
     assert grouped["folds"] == "3-fold, grouped by course"
+    by_student = run(
+        "horizons", *inputs(logs), "--days", "14", "--cv", "3", "--group-by", "student", "--png", str(png), "--json"
+    )
+    assert by_student["folds"] == "3-fold, grouped by student"
+    assert 0.5 < by_student["horizons"][0]["roc_auc"] <= 1.0
+    assert "takes course or student" in fail("horizons", *inputs(logs), "--group-by", "week", "--png", str(png))
     text = run("horizons", *inputs(logs), "--days", "14", "--cv", "3", "--png", str(png))
     assert "roc_auc" in text.splitlines()[0]
 
@@ -168,7 +174,7 @@ def test_the_printed_sql_run_elsewhere_and_its_aggregates_give_the_same_table(lo
     log_file, listed = logs / "events.csv", logs / "enrollments.csv"
     reader = f"read_csv('{log_file}', all_varchar = true, filename = true)"
     con.execute(f"CREATE VIEW ccml_logs AS SELECT *, filename AS ccml_file FROM {reader}")
-    entity = "CAST(enrollment_id AS VARCHAR) AS entity, course_id AS course"
+    entity = "CAST(enrollment_id AS VARCHAR) AS entity, course_id AS course, student_id AS student"
     con.execute(f"CREATE TABLE ccml_enrollments AS SELECT {entity} FROM read_csv('{listed}')")
     con.execute(events.replace("CREATE TABLE ccml_events AS\n", "CREATE TABLE ccml_events AS "))
     assert all(n == 0 for _, n, _ in con.execute(problems).fetchall())

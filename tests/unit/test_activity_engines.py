@@ -12,7 +12,8 @@ import pytest
 
 from ccml.activity.aggregation import aggregate
 from ccml.activity.engines import DuckDBEngine, Engine, SparkEngine
-from ccml.activity.synthetic import generate_logs, write_logs
+from ccml.activity.synthetic import generate_logs
+from ccml.activity.synthetic_files import write_logs
 from ccml.core.activity import load_activity_schema
 from ccml.storage.log_files import local_files
 from tests.activity_reference import reference_table

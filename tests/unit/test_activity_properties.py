@@ -25,6 +25,7 @@ WIDE = ActivitySchema.from_dict(
             "entity": "enrollment_id",
             "timestamp": "time",
             "course_column": "course_id",
+            "student_column": "student_id",
             "events": [f"event_{e}" for e in LONG.logs.events],
         },
         "labels": {"column": "label", "completed_value": 0},
@@ -53,6 +54,7 @@ def frame(events: list[tuple[int, int, int, int, int]]) -> pd.DataFrame:
                 "course_id": course,
                 "timestamp": stamp.isoformat(),
                 "event": LONG.logs.events[kind],
+                "student_id": f"S{entity // 3}",  # some students take both courses
             }
         )
     return pd.DataFrame(rows)
@@ -67,7 +69,7 @@ def features(tmp: Path, log: pd.DataFrame, days: list[int], schema: ActivitySche
 def to_wide(log: pd.DataFrame) -> pd.DataFrame:
     """The same events as one row per entity and day, with an all-zero day added per entity."""
     when = pd.to_datetime(log["timestamp"]).dt.strftime("%Y-%m-%d")
-    counts = pd.crosstab([log["enrollment_id"], log["course_id"], when.rename("time")], log["event"])
+    counts = pd.crosstab([log["enrollment_id"], log["course_id"], log["student_id"], when.rename("time")], log["event"])
     counts = counts.reindex(columns=LONG.logs.events, fill_value=0).add_prefix("event_").reset_index()
     quiet = counts.drop_duplicates("enrollment_id").assign(time="2024-05-30")  # past every cut-off: no events
     quiet[[f"event_{e}" for e in LONG.logs.events]] = 0

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
-from ccml.activity.synthetic import EVENT_COLUMNS, EVENT_TYPES, SyntheticLogs, generate_logs, to_wide, write_logs
+from ccml.activity.synthetic import EVENT_COLUMNS, EVENT_TYPES, SyntheticLogs, generate_logs
+from ccml.activity.synthetic_files import to_wide, write_logs
 from ccml.core.errors import DataValidationError
 
 STAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"
@@ -46,7 +47,7 @@ def roc_auc(logs: SyntheticLogs, before: int) -> float:
 
 
 def test_frames_have_the_documented_columns_and_dtypes(logs: SyntheticLogs) -> None:
-    assert list(logs.events.columns) == ["enrollment_id", "course_id", "timestamp", "event"]
+    assert list(logs.events.columns) == ["enrollment_id", "course_id", "timestamp", "event", "student_id"]
     assert logs.events["enrollment_id"].dtype == np.int64
     for column in ("course_id", "timestamp", "event"):
         assert pd.api.types.is_string_dtype(logs.events[column])
@@ -57,7 +58,7 @@ def test_frames_have_the_documented_columns_and_dtypes(logs: SyntheticLogs) -> N
     assert set(logs.labels["label"]) == {0, 1}
     assert list(logs.calendar.columns) == ["course_id", "start"]
     assert list(logs.calendar["course_id"]) == ["C001", "C002", "C003", "C004"]
-    assert list(logs.enrollments.columns) == ["enrollment_id", "course_id"]
+    assert list(logs.enrollments.columns) == ["enrollment_id", "course_id", "student_id"]
 
 
 def test_events_come_by_enrollment_then_time_with_no_two_at_one_stamp(logs: SyntheticLogs) -> None:
@@ -140,7 +141,7 @@ def test_first_week_predicts_dropout_and_the_signal_grows_with_the_window(logs: 
 
 def test_wide_form_has_one_row_per_enrollment_and_day_including_the_never_active(logs: SyntheticLogs) -> None:
     wide = to_wide(logs.events, logs.calendar, logs.days, enrollments=logs.enrollments)
-    assert list(wide.columns) == ["enrollment_id", "course_id", "time", *EVENT_COLUMNS]
+    assert list(wide.columns) == ["enrollment_id", "course_id", "time", "student_id", *EVENT_COLUMNS]
     assert len(wide) == len(logs.enrollments) * logs.days
     assert (wide.groupby("enrollment_id")["time"].nunique() == logs.days).all()
     silent = ~logs.enrollments["enrollment_id"].isin(logs.events["enrollment_id"])
@@ -211,7 +212,7 @@ def test_write_logs_wide_writes_one_kdd_like_file_per_course(logs: SyntheticLogs
     wide = to_wide(logs.events, logs.calendar, logs.days, enrollments=logs.enrollments)
     for course_id in logs.calendar["course_id"]:
         written = pd.read_csv(paths[f"course_{course_id}"])
-        assert list(written.columns) == ["enrollment_id", "time", *EVENT_COLUMNS]
+        assert list(written.columns) == ["enrollment_id", "time", "student_id", *EVENT_COLUMNS]
         expected = wide[wide["course_id"] == course_id].drop(columns="course_id").reset_index(drop=True)
         pd.testing.assert_frame_equal(written, expected, check_dtype=False)
 
@@ -257,3 +258,21 @@ def test_invariants_hold_for_any_seed_and_size(
         courses=courses, enrollments_per_course=per_course, days=days, seed=seed, dropout_rate=rate, start=start
     )
     pd.testing.assert_frame_equal(logs.events, again.events)
+
+
+def test_students_take_several_courses_and_their_enrollments_share_their_fate() -> None:
+    logs = generate_logs(courses=5, enrollments_per_course=400, seed=4)
+    enrolled = logs.enrollments.merge(logs.labels, on="enrollment_id")
+    per_student = enrolled.groupby("student_id")
+    assert not enrolled.duplicated(["student_id", "course_id"]).any()  # one enrollment per course
+    several = per_student["course_id"].transform("size") > 1
+    assert 0.2 < several.mean() < 0.8
+    # A student's enrollments share most of their engagement: their outcomes agree more often
+    # than two enrollments drawn at random do.
+    pairs = enrolled[several].sort_values(["student_id", "course_id"])
+    first, second = pairs.groupby("student_id")["label"].nth(0), pairs.groupby("student_id")["label"].nth(1)
+    agree = (first.to_numpy() == second.to_numpy()).mean()
+    rate = enrolled["label"].mean()
+    assert agree > rate**2 + (1 - rate) ** 2 + 0.05
+    events = logs.events.merge(logs.enrollments, on=["enrollment_id", "course_id"], suffixes=("", "_listed"))
+    assert (events["student_id"] == events["student_id_listed"]).all()

@@ -26,7 +26,9 @@ GOOD = [
 
 def write(tmp: Path, rows: list[tuple[str, str, str, str]]) -> Path:
     path = tmp / "events.csv"
-    pd.DataFrame(rows, columns=["enrollment_id", "course_id", "timestamp", "event"]).to_csv(path, index=False)
+    frame = pd.DataFrame(rows, columns=["enrollment_id", "course_id", "timestamp", "event"])
+    frame["student_id"] = "S" + frame["enrollment_id"]
+    frame.to_csv(path, index=False)
     return path
 
 
@@ -71,6 +73,24 @@ def test_negative_and_non_numeric_counts_of_a_wide_log_are_reported(tmp_path: Pa
     report = str(caught.value)
     assert "count that is not a whole number >= 0 (e.g. 1) x2" in report  # -3 and x
     assert "duplicate days" in report
+
+
+def test_declared_columns_missing_from_the_log_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    pd.DataFrame(GOOD, columns=["enrollment_id", "course_id", "timestamp", "kind"]).to_csv(path, index=False)
+    with pytest.raises(DataValidationError) as caught:
+        aggregate(DuckDBEngine(), LONG, [path], [7])
+    assert sorted(i.column for i in caught.value.issues) == ["event", "student_id"]
+    assert "declared column is missing from the log" in str(caught.value)
+
+
+def test_an_enrollment_of_two_students_is_reported(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    frame = pd.read_csv(path, dtype=str)
+    frame.loc[1, "student_id"] = "S-other"  # enrollment 1's second event names another student
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataValidationError, match="entity of more than one student"):
+        aggregate(DuckDBEngine(), LONG, [path], [7])
 
 
 def test_a_file_name_the_course_pattern_does_not_match_is_reported(tmp_path: Path) -> None:
