@@ -11,7 +11,8 @@ import pytest
 from ccml.activity.aggregation import aggregate
 from ccml.activity.engines import DuckDBEngine
 from ccml.activity.inputs import log_source
-from ccml.activity.synthetic import generate_logs, write_logs
+from ccml.activity.synthetic import generate_logs
+from ccml.activity.synthetic_files import write_logs
 from ccml.core.activity import load_activity_schema
 from ccml.core.errors import DataSourceError
 from ccml.core.settings import Settings
