@@ -123,5 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=limit,
         body_timeout_s=settings.body_timeout_s,
         gate=gate,
+        direct={path: endpoint for path, (endpoint, _) in endpoints.items()},
     )
     return app
