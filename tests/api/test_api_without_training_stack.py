@@ -3,6 +3,8 @@ whose interpreter cannot import any package of the training stack answers every 
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -83,3 +85,23 @@ def test_ccml_serve_answers_every_route_without_the_training_stack(
     assert reload.json()["model_version"] == version
     # Nothing on the way even tried: serving needs none of it, not merely survives without it.
     assert not attempts.exists() or attempts.read_text() == "", attempts.read_text()
+
+
+@pytest.mark.parametrize("command", [["train", "--data", "students.csv"], ["horizons", "--logs", "logs.csv"]])
+def test_a_training_command_without_the_training_stack_names_the_install(tmp_path: Path, command: list[str]) -> None:
+    code = _BLOCKING_LAUNCHER.format(blocked=TRAINING_STACK, attempts=str(tmp_path / "attempts.txt"))
+    (tmp_path / "students.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "logs.csv").write_text("a,b\n1,2\n")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CCML_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code, *command],
+        cwd=tmp_path,
+        env={**env, "CCML_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "is not installed: pip install 'ccml[train]'" in done.stderr
+    assert "Traceback" not in done.stderr
