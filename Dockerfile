@@ -30,7 +30,10 @@ RUN --mount=type=secret,id=pipcert,required=false \
     && site=$(echo /opt/venv/lib/python3*/site-packages) \
     && rm -rf "$site"/pip "$site"/onnxruntime/transformers "$site"/onnxruntime/quantization "$site"/onnxruntime/tools \
     && find /opt/venv \( -name '__pycache__' -o -name tests \) -type d -prune -exec rm -rf {} + \
-    && rm -rf /opt/venv/bin/pip*
+    && rm -rf /opt/venv/bin/pip* \
+    && /opt/venv/bin/python -m compileall -q -j 0 "$site"
+# Compiled here: the api runs as a user that cannot write /opt/venv, so without these every start
+# would compile FastAPI, pydantic and NumPy from source again (cold start).
 
 FROM venv AS build-lambda
 COPY requirements-lambda.lock ./
