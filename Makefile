@@ -65,13 +65,23 @@ reliability: install
 	$(PY) scripts/reliability_table.py $(RELIABILITY_OUT)/figures.jsonl \
 		--json $(RELIABILITY_OUT)/summary.json --markdown $(RELIABILITY_OUT)/table.md
 
-# requirements.lock pins every runtime dependency of the container images. Regenerate it
-# after changing dependencies in pyproject.toml.
+# Three locks from one resolve (run after changing dependencies in pyproject.toml):
+#   requirements.lock         everything both runtimes use, ccml[all,lambda]; `make install` takes
+#                             it as constraints
+#   requirements-serve.lock   the api image: ccml[serve] alone (no scikit-learn, scipy, pandas)
+#   requirements-lambda.lock  the lambda image: ccml[lambda] (training, activity logs, awslambdaric)
+# Each image's set is installed alone under the first lock's pins, so the three always agree.
+FREEZE = .lockenv/bin/pip freeze --exclude ccml --exclude pip --exclude setuptools --exclude wheel
 lock:
 	rm -rf .lockenv
 	$(PYTHON) -m venv .lockenv
-	.lockenv/bin/pip install --quiet '.[lambda]'
-	.lockenv/bin/pip freeze --exclude ccml --exclude pip --exclude setuptools --exclude wheel > requirements.lock
+	.lockenv/bin/pip install --quiet '.[all,lambda]'
+	$(FREEZE) > requirements.lock
+	for set in serve lambda; do \
+		rm -rf .lockenv && $(PYTHON) -m venv .lockenv \
+		&& .lockenv/bin/pip install --quiet -c requirements.lock ".[$$set]" \
+		&& $(FREEZE) > requirements-$$set.lock || exit 1; \
+	done
 	rm -rf .lockenv
 
 # Benchmarks (see bench/run.py): full mode for the README's numbers, quick mode as a smoke

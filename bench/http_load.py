@@ -62,6 +62,12 @@ def contenders(home: Path, model_path: Path) -> list[Contender]:
     for name, label, app, env in (
         ("floor", "floor app (FastAPI, constant answer, no model)", "bench.floor_app:app", child_env()),
         (
+            "validating",
+            "validating floor (FastAPI validates the same body, constant answer, no model)",
+            "bench.validating_floor_app:app",
+            child_env(),
+        ),
+        (
             "tutorial",
             "tutorial app (pandas DataFrame + sklearn Pipeline per request)",
             "bench.tutorial_app:app",
@@ -76,7 +82,7 @@ def contenders(home: Path, model_path: Path) -> list[Contender]:
         command = [bin_path("ccml"), "serve", "--port", str(port), "--workers", str(workers)]
         label = f"ccml serve, {workers} worker{'s' if workers > 1 else ''}, onnx"
         result.append(Contender(f"ccml_{workers}w", label, command, ccml_env, port))
-    order = {"floor": 0, "ccml_1w": 1, "ccml_2w": 2, "tutorial": 3}
+    order = {"floor": 0, "validating": 1, "ccml_1w": 2, "ccml_2w": 3, "tutorial": 4}
     return sorted(result, key=lambda c: order[c.name])
 
 
@@ -108,7 +114,31 @@ def run(
             report.note("wrk is not installed: the /predict load section was skipped")
         ccml_1w = next(c for c in lineup if c.name == "ccml_1w")
         batch = _batch(report, plan, ccml_1w.port, record)
+        batch["worker_memory_mb"] = _worker_memory(report, running["ccml_1w"].pid)
     return load, batch
+
+
+def _worker_memory(report: Report, pid: int) -> dict[str, float]:
+    """Resident memory of the 1-worker ccml serve (with one worker, uvicorn serves in the process
+    ``ccml serve`` started) after the wrk cells and the batch benchmark: warmed up."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    memory = {
+        field: int(line.split()[1]) / 1024
+        for line in status.splitlines()
+        for field in ("VmRSS", "VmHWM")
+        if line.startswith(f"{field}:")
+    }
+    report.add(
+        BATCH_SECTION,
+        "ccml_1w_worker_rss_mb",
+        "resident memory of the ccml serve worker (1 worker, onnx) after the /predict cells and the batches "
+        f"(peak {memory['VmHWM']:.0f} MB: a 10,000-instance batch's body, records and answer)",
+        memory["VmRSS"],
+        "MB",
+        target="<= 150 MB (issue 15)",
+        met=memory["VmRSS"] <= 150,
+    )
+    return memory
 
 
 def _load(report: Report, plan: Plan, lineup: list[Contender], script: Path) -> dict[str, Any]:
@@ -160,6 +190,22 @@ def _figures(report: Report, plan: Plan, best: dict[str, dict[int, dict[str, Any
             report.add(
                 SECTION, f"{name}_rps_c{connections}", f"{labels[name]}, {at}; {how}", cell["requests_per_s"], "req/s"
             )
+        validating = best["validating"][connections]
+        report.add(
+            SECTION, f"validating_rps_c{connections}", f"{labels['validating']}, {at}; {how}",
+            validating["requests_per_s"], "req/s",
+        )  # fmt: skip
+        report.add(
+            SECTION,
+            f"ccml_1w_rps_c{connections}_vs_validating",
+            f"{labels['ccml_1w']}, {at} (same cell as below)",
+            ccml["requests_per_s"],
+            "req/s",
+            compared_to=f"validating floor req/s at {at}",
+            ratio=_ratio(ccml["requests_per_s"], validating["requests_per_s"]),
+            target=">= 1.0x validating floor (issue 15)",
+            met=_ratio(ccml["requests_per_s"], validating["requests_per_s"]) >= 1.0,
+        )
         report.add(
             SECTION,
             f"ccml_1w_rps_c{connections}_vs_floor",
@@ -311,6 +357,8 @@ def _batch(report: Report, plan: Plan, port: int, record: dict[str, Any]) -> dic
             f"request sent to answer parsed, median of {plan.http_batch_reps} (median {median(values) * 1000:,.0f} ms)",
             rates[size],
             "rows/s",
+            target=">= 250,000 rows/s (issue 15)",
+            met=rates[size] >= 250_000,
         )
     return {
         "body_bytes": {str(size): len(body) for size, body in bodies.items()},

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
+import json
 import os
 import platform
 import re
@@ -201,12 +202,46 @@ def main(argv: list[str] | None = None) -> int:
                 report.sections[name] = result
             if isinstance(result, dict) and "skipped" in result:
                 print(f"skipped: {result['skipped']}", flush=True)
+    _image_sizes(report)
     report.meta["section_seconds"] = timings
     report.meta["load_average_end"] = load_average()
     report.meta["total_seconds"] = round(time.perf_counter() - started, 1)
     json_path, markdown_path = report.write(args.out, stamp)
     print(f"\n{report.markdown()}\nwrote {json_path} and {markdown_path} in {report.meta['total_seconds']} s")
     return 1 if failed else 0
+
+
+def _image_sizes(report: Report) -> None:
+    """The image sizes of the latest ``make image-test`` (podman builds take minutes: the
+    suite reads them rather than building), with the time of that run."""
+    runs = sorted(RESULTS.glob("image-test-*.json"))
+    if not runs:
+        report.note("no image-test result in bench/results: run `make image-test` for the image sizes")
+        return
+    latest = json.loads(runs[-1].read_text())
+    when = runs[-1].stem.removeprefix("image-test-")
+    sizes = latest["size_bytes"]
+    report.add(
+        "images",
+        "api_image_mb",
+        f"api image (serving set only) as podman reports it, base {latest['base_image']} included; "
+        f"`make image-test` of {when}",
+        sizes["api"] / 1e6,
+        "MB",
+        target="<= 250 MB (issue 15)",
+        met=sizes["api"] / 1e6 <= 250,
+    )
+    report.add(
+        "images", "lambda_image_mb", f"lambda image (training set), same run ({when})", sizes["lambda"] / 1e6, "MB"
+    )
+    if "api_ready_seconds" in latest:
+        report.add(
+            "images",
+            "api_container_ready_s",
+            f"api container: podman run to /ready answering, same run ({when})",
+            latest["api_ready_seconds"],
+            "s",
+        )
 
 
 def _standing_notes(report: Report, mode: Mode) -> None:

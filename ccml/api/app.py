@@ -11,6 +11,7 @@ import structlog
 from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
+from starlette.types import ASGIApp
 
 from ccml import __version__
 from ccml.api.auth import KeyGate, api_key_declaration
@@ -21,7 +22,7 @@ from ccml.api.error_docs import ErrorDocs
 from ccml.api.errors import register_error_handlers
 from ccml.api.metrics import ApiMetrics
 from ccml.api.middleware import RequestContextMiddleware
-from ccml.api.predict import PATH, PredictEndpoint, serve_predict
+from ccml.api.predict import BATCH_PATH, PATH, BatchEndpoint, PredictEndpoint, serve_predict
 from ccml.api.routes import build_router
 from ccml.core.components import build_model_store, build_predictor
 from ccml.core.logging import configure_logging
@@ -99,18 +100,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_key=settings.api_key is not None,
     )
     router = build_router(bodies, protected, errors)
-    documented = next(r for r in router.routes if isinstance(r, APIRoute) and r.path == PATH)
-    router.routes.remove(documented)
+    # The two prediction routes are pure-ASGI endpoints (see ccml.api.predict); their FastAPI routes only document them.
+    documented = {
+        path: next(r for r in router.routes if isinstance(r, APIRoute) and r.path == path)
+        for path in (PATH, BATCH_PATH)
+    }
+    for route in documented.values():
+        router.routes.remove(route)
     app.include_router(router)
-    serve_predict(app, PredictEndpoint(watcher, metrics, bodies.record), documented)
+    endpoints: dict[str, tuple[ASGIApp, APIRoute]] = {
+        PATH: (PredictEndpoint(watcher, metrics, bodies.record), documented[PATH]),
+        BATCH_PATH: (BatchEndpoint(watcher, metrics, bodies.batch), documented[BATCH_PATH]),
+    }
+    serve_predict(app, endpoints)
     add_docs(app, app.openapi_url or "/openapi.json")
     # The one API-key check: the gate, before any body is read, for every route declaring the key.
-    gate = KeyGate(settings.api_key, [documented, *router.routes], key_dependency) if settings.api_key else None
+    keyed = [*documented.values(), *router.routes]
+    gate = KeyGate(settings.api_key, keyed, key_dependency) if settings.api_key else None
     app.add_middleware(
         RequestContextMiddleware,
         metrics=metrics,
         max_body_bytes=limit,
         body_timeout_s=settings.body_timeout_s,
         gate=gate,
+        direct={path: endpoint for path, (endpoint, _) in endpoints.items()},
     )
     return app

@@ -52,12 +52,13 @@ class ApiMetrics:
         self._by_label: dict[str, Any] = {}
         self._by_request: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    def prediction(self, label: str) -> None:
-        """Count one prediction answered with ``label``."""
+    def prediction(self, label: str, count: int = 1) -> None:
+        """Count ``count`` predictions answered with ``label`` (a batch counts each label once)."""
         counter = self._by_label.get(label)
         if counter is None:
             counter = self._by_label[label] = self.predictions.labels(label)
-        counter.inc()
+        if count:
+            counter.inc(count)
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and observe its latency (``seconds``) by method, route and status."""

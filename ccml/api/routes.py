@@ -8,26 +8,20 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from ccml.api.bodies import BodyModels, HealthResponse, ReadyResponse, ReloadResponse
 from ccml.api.deps import MetricsDep, PredictorDep, WatcherDep
 from ccml.api.error_docs import ErrorDocs
 from ccml.api.metrics import CONTENT_TYPE
-from ccml.api.predict import count_and_label
-from ccml.core.contracts import Predictor
-
-
-def _answer(predictor: Predictor, metrics: MetricsDep, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    probabilities = predictor.predict_proba(records).tolist()
-    return [count_and_label(predictor, metrics, probability) for probability in probabilities]
 
 
 def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | None = None) -> APIRouter:
     """All routes; ``protected`` holds the API-key declaration when one is configured, and
     ``errors`` the documented error answers (by default, those of the default body limits).
 
-    The ``POST /predict`` route here only documents the endpoint (see ``serve_predict``).
+    The ``POST /predict`` and ``POST /predict/batch`` routes here only document their endpoints
+    (see ``serve_predict``).
     """
     router = APIRouter()
     if errors is None:
@@ -56,11 +50,9 @@ def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | N
         tags=["predict"],
         summary="Predict for many students at once (results in request order)",
     )
-    async def predict_batch(body: batch_body, predictor: PredictorDep, metrics: MetricsDep) -> Response:  # type: ignore[valid-type]
-        records = [instance.model_dump() for instance in body.instances]  # type: ignore[attr-defined]
-        # A large batch takes milliseconds: run it off the event loop so other requests flow.
-        answers = await run_in_threadpool(_answer, predictor, metrics, records)
-        return JSONResponse({"predictions": answers, "model_version": predictor.version})
+    async def predict_batch(body: batch_body) -> None:  # type: ignore[valid-type]
+        """Document ``POST /predict/batch``, which ``ccml.api.predict.BatchEndpoint`` answers (never routed here)."""
+        raise RuntimeError("POST /predict/batch is answered by BatchEndpoint; this route only documents it")
 
     @router.get("/health", response_model=HealthResponse, tags=["operations"], summary="The process is alive")
     async def health() -> HealthResponse:

@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, Final, ParamSpec, TypeVar
 
 import typer
 
@@ -97,8 +97,28 @@ def emit(document: Any, as_json: bool, text: Callable[[], str]) -> None:
         sys.stdout.write(text() + "\n")
 
 
+# Which extra brings a package (pyproject.toml): an install of one runtime's set (the api image has
+# only ``serve``) answers a command of the other with the install that adds it, not a traceback.
+EXTRAS: Final = {
+    **dict.fromkeys(
+        ("sklearn", "scipy", "pandas", "skl2onnx", "onnx", "skops", "joblib", "duckdb", "matplotlib"), "train"
+    ),
+    **dict.fromkeys(("fastapi", "starlette", "uvicorn", "prometheus_client", "onnxruntime"), "serve"),
+    "pyspark": "spark",
+}
+
+
+def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
+    """The message for a package of an extra that is not installed, or None for any other module."""
+    package = (exc.name or "").partition(".")[0]
+    extra = EXTRAS.get(package)
+    if extra is None:
+        return None
+    return f"this command needs {package}, which is not installed: pip install 'ccml[{extra}]'"
+
+
 def user_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn ccml's errors into a message and exit status 1."""
+    """Turn ccml's errors, and a missing package of an extra, into a message and exit status 1."""
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -106,6 +126,12 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except CcmlError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except ModuleNotFoundError as exc:
+            message = missing_extra_message(exc)
+            if message is None:
+                raise
+            typer.echo(f"error: {message}", err=True)
             raise typer.Exit(1) from None
 
     return wrapper

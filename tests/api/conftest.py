@@ -212,14 +212,16 @@ def _group_alive(pgid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def ccml_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServerProcess]]:
-    """``ccml_serve(home, workers=1, env={})``: a ready ``ccml serve`` process.
+    """``ccml_serve(home, workers=1, env={}, launcher=None)``: a ready ``ccml serve`` process.
 
     Tests stop their servers themselves (``server.stop()`` in a ``finally``); any still
     running when the module ends are stopped here."""
     started: list[ServerProcess] = []
     tmp_path = tmp_path_factory.mktemp("ccml-serve")
 
-    def start(home: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> ServerProcess:
+    def start(
+        home: Path, *, workers: int = 1, env: dict[str, str] | None = None, launcher: list[str] | None = None
+    ) -> ServerProcess:
         port = free_port()
         environment = {
             name: value
@@ -228,7 +230,17 @@ def ccml_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
         }
         environment.update({"CCML_HOME": str(home), "CCML_LOG_FORMAT": "json", **(env or {})})
         log = tmp_path / f"ccml-serve-{port}.log"
-        command = [str(CCML_SCRIPT), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        # ``launcher`` replaces the console script: a command that runs ``ccml`` with the arguments after it.
+        command = [
+            *(launcher or [str(CCML_SCRIPT)]),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
         with log.open("wb") as sink:
             process = subprocess.Popen(
                 command, env=environment, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True

@@ -25,6 +25,13 @@ SECTIONS = ("in_process", "http", "http_batch", "cold_start", "training")
 TARGETS = {
     "one_row_onnx_median_us",
     "batch_onnx_rows_per_s",
+    "ccml_1w_rps_c1_vs_validating",
+    "ccml_1w_rps_c8_vs_validating",
+    "ccml_1w_rps_c32_vs_validating",
+    "batch_1000_rows_per_s",
+    "batch_10000_rows_per_s",
+    "ccml_1w_worker_rss_mb",
+    "handler_import_and_build_s",
     "ccml_1w_rps_c1_vs_floor",
     "ccml_1w_rps_c8_vs_floor",
     "ccml_1w_rps_c32_vs_floor",

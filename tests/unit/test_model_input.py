@@ -79,6 +79,16 @@ def test_vectorised_batches_equal_scikit_learn(training: TrainingResult, rows: l
     np.testing.assert_allclose(plan.transform(encoded), training.artifact.pipeline[1].transform(encoded), atol=1e-12)
 
 
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(records(SCHEMA, missing=True, unseen=True), min_size=1, max_size=40))
+def test_records_encode_column_by_column_as_row_by_row_and_as_a_frame(rows: list[dict[str, Any]]) -> None:
+    encoded = ENCODER.encode(rows)
+
+    np.testing.assert_array_equal(encoded, np.array([ENCODER.row(row) for row in rows], dtype=np.float64))
+    frame = pd.DataFrame(rows, columns=[feature.name for feature in SCHEMA.features])
+    np.testing.assert_array_equal(encoded, ENCODER.encode(frame.astype(object).where(frame.notna(), None)))
+
+
 def test_a_frame_of_real_rows_matches(training: TrainingResult, table: ValidatedTable) -> None:
     plan = _plan(training)
     encoded = ENCODER.encode(table.features)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import structlog
@@ -22,9 +23,9 @@ from ccml.core.events import ObjectCreated, Plan, Training, parse_event
 from ccml.core.registry import DATA_SOURCES, Registry
 from ccml.core.settings import Settings
 from ccml.core.types import Dataset
-from ccml.models.training.workflow import RetrainWorkflow
 
 if TYPE_CHECKING:  # training never imports a backend: the registry names it
+    from ccml.models.training.workflow import RetrainWorkflow
     from ccml.storage.s3_settings import S3Settings
 
 log = structlog.get_logger(__name__)
@@ -75,9 +76,14 @@ DROPS.register("logs", "ccml.activity.event_logs:build_logs_drop")
 
 @dataclass
 class EventRetrainer:
-    """Trains once on each object an S3 event announces in the configured bucket and data prefix."""
+    """Trains once on each object an S3 event announces in the configured bucket and data prefix.
 
-    workflow: RetrainWorkflow
+    The workflow is built on the first training, not with the retrainer: building it imports
+    scikit-learn and pandas (about 0.8 s of a Lambda's start), which an event that trains nothing
+    (a batch's objects before its marker, keys outside the prefix) never needs.
+    """
+
+    workflow_factory: Callable[[], RetrainWorkflow]
     store: ModelStore
     source_for: Callable[[str], DataSource]
     bucket: str | None  # CCML_S3_BUCKET: the only bucket whose objects may train; None: none may
@@ -86,6 +92,11 @@ class EventRetrainer:
     lease_s: float = 900.0  # Lambda's longest run; in Lambda, the invocation's remaining time
     min_remaining_s: float = 120.0
     drops: tuple[Drop, ...] = ()
+
+    @cached_property
+    def workflow(self) -> RetrainWorkflow:
+        """The table workflow, built on first use."""
+        return self.workflow_factory()
 
     def skip_reason(self, obj: ObjectCreated) -> str | None:
         """Why an object may not train whatever it is (its bucket or prefix), or None.
@@ -180,8 +191,14 @@ def build_event_retrainer(settings: Settings) -> EventRetrainer:
     """
     store = build_model_store(settings)
     s3 = cast("S3Settings", settings.backend(DATA_SOURCES, "s3"))
+
+    def workflow() -> RetrainWorkflow:
+        from ccml.models.training.workflow import RetrainWorkflow
+
+        return RetrainWorkflow.from_settings(settings, store, build_trainer(settings))
+
     return EventRetrainer(
-        workflow=RetrainWorkflow.from_settings(settings, store, build_trainer(settings)),
+        workflow_factory=workflow,
         store=store,
         source_for=lambda uri: build_data_source(settings, uri),
         bucket=s3.bucket,
