@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import structlog
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from threadpoolctl import threadpool_limits
@@ -42,6 +43,16 @@ def _single_threaded_math() -> Iterator[None]:
     two-core machine their spin-waiting makes histogram gradient boosting 50x slower."""
     with threadpool_limits(limits=1):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Entry points (the CLI, the handler) configure structlog and bind context for the process,
+    and a CLI run under CliRunner points it at a stream that is closed afterwards: undo both."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+    structlog.contextvars.clear_contextvars()
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from moto import mock_aws
 
 import handlers.retrain
@@ -59,15 +58,6 @@ def _atomic_conditional_writes(monkeypatch: pytest.MonkeyPatch) -> None:
             return original(self)
 
     monkeypatch.setattr(S3Response, "put_object", put_object)
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The handler configures structlog and binds context for the process; undo both."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
-    structlog.contextvars.clear_contextvars()
 
 
 # -- moto --------------------------------------------------------------------------------

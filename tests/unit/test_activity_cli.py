@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from ccml.cli import app
@@ -18,15 +16,13 @@ FAST = json.dumps({"max_iter": 60})
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CCML_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("CCML_TRAINER", "hist_gradient_boosting")
     monkeypatch.setenv("CCML_TRAINER_PARAMS", FAST)
     monkeypatch.setenv("CCML_LOG_LEVEL", "warning")
     monkeypatch.delenv("CCML_SCHEMA", raising=False)
-    yield tmp_path
-    # The commands configured structlog to write to the runner's stderr, which is closed now.
-    structlog.reset_defaults()
+    return tmp_path
 
 
 def run(*args: str) -> Any:
