@@ -28,12 +28,17 @@ class Aggregation:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """``DataValidationError`` naming each of ``columns`` that ``frame`` (a ``what`` file) lacks."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataValidationError([ValidationIssue(c, f"required {what} column is missing") for c in missing])
+
+
 def calendar_frame(schema: ActivitySchema, calendar: pd.DataFrame) -> pd.DataFrame:
     """A course calendar as ``course, start`` (dates); ``DataValidationError`` naming what is wrong."""
     declared = schema.calendar
-    missing = [c for c in (declared.course, declared.start) if c not in calendar.columns]
-    if missing:
-        raise DataValidationError([ValidationIssue(c, "required calendar column is missing") for c in missing])
+    require_columns(calendar, (declared.course, declared.start), "calendar")
     starts = pd.to_datetime(calendar[declared.start], errors="coerce")
     bad = starts.isna()
     if bad.any():
@@ -45,10 +50,9 @@ def calendar_frame(schema: ActivitySchema, calendar: pd.DataFrame) -> pd.DataFra
 def enrollments_frame(schema: ActivitySchema, enrollments: pd.DataFrame) -> pd.DataFrame:
     """An enrollment list as ``entity, course`` (text); ``DataValidationError`` naming what is wrong."""
     student = schema.logs.student_column
-    columns = (schema.entity, schema.calendar.course, *([student] if student else []))
-    missing = [c for c in columns if c not in enrollments.columns]
-    if missing:
-        raise DataValidationError([ValidationIssue(c, "required enrollments column is missing") for c in missing])
+    require_columns(
+        enrollments, (schema.entity, schema.calendar.course, *([student] if student else [])), "enrollments"
+    )
     entity = enrollments[schema.entity].astype("string").str.strip()
     course = enrollments[schema.calendar.course].astype("string").str.strip()
     blank = entity.isna() | (entity == "") | course.isna() | (course == "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import structlog
 
+from ccml.activity.aggregation import require_columns
 from ccml.core.activity import ActivitySchema
 from ccml.core.errors import DataValidationError, ValidationIssue
 
@@ -34,11 +35,8 @@ def join_labels(schema: ActivitySchema, table: pd.DataFrame, labels: pd.DataFram
         return table
     if labels is None:
         raise DataValidationError([ValidationIssue("(labels)", "the schema takes labels from a file: give one")])
-    issues = [
-        ValidationIssue(c, "required labels column is missing") for c in (entity, declared.column) if c not in labels
-    ]
-    if issues:
-        raise DataValidationError(issues)
+    require_columns(labels, (entity, declared.column), "labels")
+    issues: list[ValidationIssue] = []
     ids = labels[entity].astype("string").str.strip()
     outcome = labels[declared.column].astype("string").str.strip()
     blank = ids.isna() | (ids == "")

@@ -136,6 +136,14 @@ FROM (
 ) typed"""
 
 
+# An entity has one course, one label and one student: each a column the SQL carries per entity.
+_ONE_PER_ENTITY: Final = {
+    "course": "entity in more than one course",
+    "label": "entity with more than one label",
+    "student": "entity of more than one student",
+}
+
+
 def _good() -> str:
     return "SELECT * FROM ccml_events WHERE bad_entity = 0 AND bad_course = 0 AND bad_date = 0 AND bad_count = 0"
 
@@ -164,21 +172,10 @@ def problems_sql(schema: ActivitySchema, dialect: Dialect) -> str:
         f"SELECT {dialect.literal(duplicates)} AS problem, COUNT(*) AS n, MIN(entity) AS example FROM "
         f"(SELECT {key} FROM ({_good()}) good GROUP BY {key} HAVING COUNT(*) > 1) repeated"
     )
-    selects.append(
-        f"SELECT {dialect.literal('entity in more than one course')} AS problem, COUNT(*) AS n, MIN(entity) AS example "
-        f"FROM (SELECT entity FROM ({_good()}) good GROUP BY entity HAVING COUNT(DISTINCT course) > 1) several"
-    )
-    if schema.labels.source == "log":
+    for column in ["course", *carried(schema)]:
         selects.append(
-            f"SELECT {dialect.literal('entity with more than one label')} AS problem, COUNT(*) AS n, "
-            f"MIN(entity) AS example FROM (SELECT entity FROM ({_good()}) good GROUP BY entity "
-            f"HAVING COUNT(DISTINCT label) > 1) several"
-        )
-    if schema.logs.student_column:
-        selects.append(
-            f"SELECT {dialect.literal('entity of more than one student')} AS problem, COUNT(*) AS n, "
-            f"MIN(entity) AS example FROM (SELECT entity FROM ({_good()}) good GROUP BY entity "
-            f"HAVING COUNT(DISTINCT student) > 1) several"
+            f"SELECT {dialect.literal(_ONE_PER_ENTITY[column])} AS problem, COUNT(*) AS n, MIN(entity) AS example "
+            f"FROM (SELECT entity FROM ({_good()}) good GROUP BY entity HAVING COUNT(DISTINCT {column}) > 1) several"
         )
     return "\nUNION ALL\n".join(selects)
 
