@@ -103,3 +103,33 @@ def test_the_report_renders_in_a_real_browser(
             assert severe_entries(browser) == []
     finally:
         server.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.skipif(not browser_tools.available(), reason=browser_tools.MISSING)
+def test_a_report_planted_in_the_store_runs_no_script_and_fetches_nothing(
+    tmp_path: Path, make_settings: Callable[..., Settings], models: Any, ccml_serve: Callable[..., Any]
+) -> None:
+    pytest.importorskip("selenium.webdriver", reason="selenium is in the test extra")
+    settings = make_settings(tmp_path / "home")
+    store = build_model_store(settings)
+    hostile = (
+        b"<!DOCTYPE html><html><head><title>planted</title></head><body><h1>planted</h1>"
+        b"<script>window.ran = true; document.title = 'ran';</script>"
+        b'<img alt="beacon" src="http://127.0.0.1:9/beacon.png"></body></html>'
+    )
+    artifact = models.artifacts[0]
+    version = store.save(with_files(artifact.manifest, {**artifact.files, REPORT_FILE: hostile})).id
+    store.promote(version)
+    server = ccml_serve(settings.home)
+    try:
+        with browser_tools.headless_chromium(tmp_path / "profile") as browser:
+            browser.get(f"{server.url}/model/report")
+            assert browser.find_element("tag name", "h1").text == "planted"  # the page itself is shown
+            assert browser.execute_script("return window.ran === undefined")
+            assert browser.title == "planted"
+            refused = " ".join(entry["message"] for entry in severe_entries(browser))
+            assert "Content Security Policy" in refused
+    finally:
+        server.stop()
