@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     decision_threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
         0.5, description="Probability at or above which the answer is Completed."
     )
+    explain_top: Annotated[int, Field(ge=1, le=100)] = Field(
+        5, description="Factors per explanation (?explain=true, ccml predict --explain) unless ?top= says otherwise."
+    )
 
     # Activity logs
     log_engine: Literal["duckdb", "spark"] = Field(

@@ -24,11 +24,13 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from ccml.core.model_files import ONNX_FILE
+from ccml.core.model_files import EXPLAINER_FILE, ONNX_FILE
+from ccml.core.schema import FeatureSchema
 from ccml.core.types import TrainingResult
 from ccml.models.serving.encoding import FloatMatrix
 from ccml.models.serving.input_plan import CategoricalColumn, InputPlan, NumericColumn
 from ccml.models.serving.onnx import PLAN_KEY, completion_column, ort_session
+from ccml.models.training.explainer_export import export_explainer
 from ccml.models.training.fitting import with_files
 
 log = structlog.get_logger(__name__)
@@ -171,13 +173,30 @@ class OnnxExportable(Protocol):
         """The model as a serialized ONNX graph."""
 
 
+def _with_explainer(result: TrainingResult) -> TrainingResult:
+    """``result`` with ``explainer.npz`` (when its model can be explained exactly) and ``notes.explainer``."""
+    manifest = result.artifact.manifest
+    data, note = export_explainer(result, FeatureSchema.model_validate(manifest.schema_))
+    files = dict(result.artifact.files)
+    if data is not None:
+        files[EXPLAINER_FILE] = data
+    notes = {**manifest.notes, "explainer": note}
+    pipeline = getattr(result.model, "pipeline", None)
+    artifact = with_files(manifest.model_copy(update={"notes": notes}), files, pipeline)
+    return dataclasses.replace(result, artifact=artifact)
+
+
 def export_for_serving(backend: str, result: TrainingResult) -> TrainingResult:
     """Add the files the ``backend`` serving backend needs to ``result``'s artifact.
+
+    Every backend gets ``explainer.npz`` where the model can be explained exactly (``notes.explainer``
+    says which method, or why there is none).
 
     The ``onnx`` backend gets ``model.onnx`` (converted and parity-checked for scikit-learn
     pipelines, made by the model itself for an ``OnnxExportable``); the manifest's
     ``notes.onnx`` says how, or why there is none. Other backends serve the model's own files.
     """
+    result = _with_explainer(result)
     if backend != "onnx":
         return result
     model = result.model

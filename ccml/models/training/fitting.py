@@ -21,6 +21,7 @@ from ccml.core.artifact import ArtifactFile, DataInfo, Evaluation, Manifest, Mod
 from ccml.core.contracts import Trainer
 from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.training.evaluation import compute_metrics, cross_validate, holdout_split
+from ccml.models.training.explainer_export import training_input_means
 
 log = structlog.get_logger(__name__)
 
@@ -69,8 +70,11 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
             seconds=round(time.perf_counter() - started, 2),
         )
     started = time.perf_counter()
-    model = trainer.fit(table.features.iloc[train].reset_index(drop=True), table.target[train], table.schema)
+    train_features = table.features.iloc[train].reset_index(drop=True)
+    model = trainer.fit(train_features, table.target[train], table.schema)
     log.info("model_fitted", trainer=trainer.name, rows=len(train), seconds=round(time.perf_counter() - started, 2))
+    means = training_input_means(model, train_features)
+    del train_features
     holdout_features = table.features.iloc[holdout].reset_index(drop=True)
     holdout_target = table.target[holdout]
     scores = np.asarray(model.predict_proba(holdout_features), dtype=np.float64)
@@ -92,4 +96,6 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
         evaluation=Evaluation(holdout=compute_metrics(holdout_target, scores, plan.threshold), cross_validation=cv),
     )
     artifact = with_files(manifest, model.files(), getattr(model, "pipeline", None))
-    return TrainingResult(artifact, holdout_features, holdout_target, model=model, holdout_scores=scores)
+    return TrainingResult(
+        artifact, holdout_features, holdout_target, model=model, holdout_scores=scores, input_means=means
+    )

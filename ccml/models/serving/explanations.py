@@ -1,0 +1,108 @@
+"""Explanations as answers: a prediction's top factors, and the live model's explainer.
+
+``explanation`` turns the contributions of ``ccml.models.serving.explainer`` into the JSON the
+API, ``ccml predict --explain`` and the at-risk list share: the method, the scale of the score,
+the link to the probability, the bias, the score (bias + every contribution) and the ``top``
+factors by size, each with the student's value as sent and whether it raises or lowers the
+completion probability. A factor whose contribution is exactly zero moves nothing and is left
+out, so an answer may hold fewer than ``top`` factors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ccml.core.artifact import ModelArtifact
+from ccml.core.contracts import Predictor
+from ccml.core.errors import ExplanationUnavailableError
+from ccml.core.model_files import EXPLAINER_FILE
+from ccml.core.schema import FeatureSchema
+from ccml.models.serving.explainer import Explainer
+
+# The most factors one explanation may ask for (``?top=``, ``CCML_EXPLAIN_TOP``).
+MAX_TOP: Final = 100
+
+
+def load_explainer(artifact: ModelArtifact) -> Explainer | None:
+    """The version's explainer, or None when it has no ``explainer.npz``.
+
+    Raises:
+        PredictionError: the file is there but is not a valid explainer.
+    """
+    data = artifact.files.get(EXPLAINER_FILE)
+    if data is None:
+        return None
+    schema = FeatureSchema.model_validate(artifact.manifest.schema_)
+    return Explainer.from_bytes(data, schema, str(artifact.version), artifact.max_file_bytes)
+
+
+def require_explainer(artifact: ModelArtifact) -> Explainer:
+    """The version's explainer; ``ExplanationUnavailableError`` (naming why) when it has none."""
+    explainer = load_explainer(artifact)
+    if explainer is None:
+        why = artifact.manifest.notes.get("explainer", "it was trained before ccml wrote explanations")
+        raise ExplanationUnavailableError(f"model {artifact.version} has no explanations ({why})")
+    return explainer
+
+
+def explanation(
+    explainer: Explainer, record: Mapping[str, Any], contributions: list[float], top: int
+) -> dict[str, Any]:
+    """The explanation of one prediction from its contributions (schema feature order)."""
+    sign = explainer.link.sign
+    order = sorted(range(len(contributions)), key=lambda j: abs(contributions[j]), reverse=True)
+    factors = []
+    for j in order[:top]:
+        contribution = contributions[j]
+        if contribution == 0.0:
+            break
+        name = explainer.features[j]
+        raises = contribution * sign > 0
+        factors.append(
+            {
+                "feature": name,
+                "value": record.get(name),
+                "direction": "raises" if raises else "lowers",
+                "contribution": contribution,
+            }
+        )
+    return {
+        "method": explainer.method,
+        "scale": explainer.scale,
+        "link": explainer.link.kind,
+        "bias": explainer.bias,
+        "score": explainer.bias + sum(contributions),
+        "factors": factors,
+    }
+
+
+def explain_records(explainer: Explainer, records: list[Mapping[str, Any]], top: int) -> list[dict[str, Any]]:
+    """The explanation of each record, in order (one NumPy pass for the batch)."""
+    contributions = explainer.explain(explainer.encoder.encode(records)).tolist()
+    return [explanation(explainer, r, c, top) for r, c in zip(records, contributions, strict=True)]
+
+
+class ExplainerSlot:
+    """The explainer of the live model, read from its version on the first explained request.
+
+    One slot, replaced when the watcher has swapped the predictor: a request that races a swap
+    may read the file once more, never explain with another version's explainer.
+    """
+
+    def __init__(self, top: int) -> None:
+        self.top = top
+        self._slot: tuple[Predictor, Explainer | None, str] | None = None
+
+    def explainer(self, predictor: Predictor) -> Explainer:
+        """The explainer of ``predictor``'s version; ``ExplanationUnavailableError`` when it has none."""
+        slot = self._slot
+        if slot is None or slot[0] is not predictor:
+            try:
+                slot = (predictor, require_explainer(predictor.artifact), "")
+            except ExplanationUnavailableError as exc:
+                slot = (predictor, None, str(exc))
+            self._slot = slot
+        if slot[1] is None:
+            raise ExplanationUnavailableError(slot[2])
+        return slot[1]
