@@ -10,11 +10,11 @@ out, so an answer may hold fewer than ``top`` factors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, cast
 
 from ccml.core.artifact import ModelArtifact
-from ccml.core.contracts import Predictor
+from ccml.core.contracts import Predictor, Records
 from ccml.core.errors import ExplanationUnavailableError
 from ccml.core.model_files import EXPLAINER_FILE
 from ccml.core.schema import FeatureSchema
@@ -77,10 +77,21 @@ def explanation(
     }
 
 
-def explain_records(explainer: Explainer, records: list[Mapping[str, Any]], top: int) -> list[dict[str, Any]]:
-    """The explanation of each record, in order (one NumPy pass for the batch)."""
+def explain_records(
+    explainer: Explainer, records: Records, top: int, values: Sequence[Mapping[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The explanation of each record (mappings, or a DataFrame), in order, in one NumPy pass;
+    ``values``: the records as mappings, for the factors' values (default: ``records`` themselves)."""
     contributions = explainer.explain(explainer.encoder.encode(records)).tolist()
-    return [explanation(explainer, r, c, top) for r, c in zip(records, contributions, strict=True)]
+    shown = values if values is not None else cast("Sequence[Mapping[str, Any]]", records)
+    return [explanation(explainer, r, c, top) for r, c in zip(shown, contributions, strict=True)]
+
+
+def factors_text(explained: Mapping[str, Any]) -> str:
+    """An explanation's factors on one line: ``feature=value lowers -0.187; ...``."""
+    return "; ".join(
+        f"{f['feature']}={f['value']} {f['direction']} {f['contribution']:+.3g}" for f in explained["factors"]
+    )
 
 
 class ExplainerSlot:
