@@ -87,10 +87,14 @@ def explain_records(
     return [explanation(explainer, r, c, top) for r, c in zip(shown, contributions, strict=True)]
 
 
+def _shown(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def factors_text(explained: Mapping[str, Any]) -> str:
-    """An explanation's factors on one line: ``feature=value lowers -0.187; ...``."""
+    """An explanation's factors on one line: ``completion_rate=20.86 lowers -0.187; ...``."""
     return "; ".join(
-        f"{f['feature']}={f['value']} {f['direction']} {f['contribution']:+.3g}" for f in explained["factors"]
+        f"{f['feature']}={_shown(f['value'])} {f['direction']} {f['contribution']:+.3g}" for f in explained["factors"]
     )
 
 
