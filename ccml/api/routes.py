@@ -21,6 +21,7 @@ EXPLAIN = Query(
     description="Add each prediction's `explanation`: its top factors, with direction and size (README "
     '"Reading an explanation"). 409 when the version serving has no explanations.',
 )
+# Documented as an integer, not nullable: absent means CCML_EXPLAIN_TOP.
 TOP = Query(
     None, ge=1, le=MAX_TOP, description="Factors per explanation (default CCML_EXPLAIN_TOP); used with explain=true."
 )
@@ -48,7 +49,7 @@ def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | N
         summary="Predict whether one student completes the course",
         openapi_extra={"requestBody": bodies.record_request_body},
     )
-    async def predict(explain: bool = EXPLAIN, top: int | None = TOP) -> None:
+    async def predict(explain: bool = EXPLAIN, top: int = TOP) -> None:
         """Document ``POST /predict``, which ``ccml.api.predict.PredictEndpoint`` answers (never routed here)."""
         raise RuntimeError("POST /predict is answered by PredictEndpoint; this route only documents it")
 
@@ -60,7 +61,7 @@ def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | N
         tags=["predict"],
         summary="Predict for many students at once (results in request order)",
     )
-    async def predict_batch(body: batch_body, explain: bool = EXPLAIN, top: int | None = TOP) -> None:  # type: ignore[valid-type]
+    async def predict_batch(body: batch_body, explain: bool = EXPLAIN, top: int = TOP) -> None:  # type: ignore[valid-type]
         """Document ``POST /predict/batch``, which ``ccml.api.predict.BatchEndpoint`` answers (never routed here)."""
         raise RuntimeError("POST /predict/batch is answered by BatchEndpoint; this route only documents it")
 

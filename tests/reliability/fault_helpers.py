@@ -31,7 +31,7 @@ ENDPOINT = "https://s3.us-east-1.amazonaws.com"
 S3_KINDS = ("500 InternalError", "read timeout", "connect timeout")
 # Every key a store may hold; anything else is data nobody asked for.
 LAYOUT = re.compile(
-    r"^(versions/\d{8}T\d{6}\.\d{6}Z/(manifest\.json|model\.skops|model\.onnx|model\.joblib)"
+    r"^(versions/\d{8}T\d{6}\.\d{6}Z/(manifest\.json|model\.skops|model\.onnx|explainer\.npz|model\.joblib)"
     r"|aliases/[a-z][a-z0-9_-]*\.json|history/[^/]+\.json|processed/[0-9a-f]{64}\.json)$"
 )
 

@@ -196,9 +196,8 @@ def export_for_serving(backend: str, result: TrainingResult) -> TrainingResult:
     pipelines, made by the model itself for an ``OnnxExportable``); the manifest's
     ``notes.onnx`` says how, or why there is none. Other backends serve the model's own files.
     """
-    result = _with_explainer(result)
     if backend != "onnx":
-        return result
+        return _with_explainer(result)
     model = result.model
     pipeline = getattr(model, "pipeline", None)
     if pipeline is not None and result.holdout_scores is not None:
@@ -216,4 +215,5 @@ def export_for_serving(backend: str, result: TrainingResult) -> TrainingResult:
         files[ONNX_FILE] = graph
     notes = {**result.artifact.manifest.notes, "onnx": note}
     artifact = with_files(result.artifact.manifest.model_copy(update={"notes": notes}), files, pipeline)
-    return dataclasses.replace(result, artifact=artifact)
+    # The explainer is the version's last file: a save writes model.skops, model.onnx, explainer.npz.
+    return _with_explainer(dataclasses.replace(result, artifact=artifact))
