@@ -18,14 +18,22 @@ from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from structlog.testing import capture_logs
 
+from ccml.core.artifact import ModelArtifact
 from ccml.core.contracts import FittedModel, Labels, Predictor, Probabilities, Trainer
 from ccml.core.errors import ExplanationUnavailableError, PredictionError
 from ccml.core.model_files import EXPLAINER_FILE, ONNX_FILE
 from ccml.core.schema import FeatureSchema
 from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.serving.explainer import Explainer, pack
-from ccml.models.serving.explanations import explain_records, explanation, load_explainer, require_explainer
+from ccml.models.serving.explanations import (
+    ExplainerSlot,
+    explain_records,
+    explanation,
+    load_explainer,
+    require_explainer,
+)
 from ccml.models.serving.onnx import OnnxPredictor
 from ccml.models.serving.sklearn import SklearnPredictor
 from ccml.models.training import explainer_export
@@ -220,3 +228,18 @@ def test_an_explainer_file_that_inflates_past_the_limit_is_refused(
     Explainer.from_bytes(data, schema, "v", inflated)
     with pytest.raises(PredictionError, match="inflates to"):
         Explainer.from_bytes(data, schema, "v", inflated - 1)
+
+
+def test_a_served_version_with_an_unreadable_explainer_answers_unavailable_not_a_crash(
+    training: TrainingResult,
+) -> None:
+    damaged = ModelArtifact(training.artifact.manifest, {**training.artifact.files, EXPLAINER_FILE: b"junk"})
+    slot = ExplainerSlot(top=3)
+    predictor = SklearnPredictor(ModelArtifact(damaged.manifest, damaged.files, training.artifact.pipeline))
+    with capture_logs() as logs:
+        for _ in range(2):
+            with pytest.raises(ExplanationUnavailableError, match=r"explainer\.npz cannot be read"):
+                slot.explainer(predictor)
+    assert [entry["event"] for entry in logs] == ["explainer_unreadable"]  # read and logged once
+    healthy = SklearnPredictor(training.artifact)
+    assert slot.explainer(healthy).method == "tree_path"  # a new predictor: the slot reads its file

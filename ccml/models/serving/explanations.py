@@ -13,12 +13,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, cast
 
+import structlog
+
 from ccml.core.artifact import ModelArtifact
 from ccml.core.contracts import Predictor, Records
-from ccml.core.errors import ExplanationUnavailableError
+from ccml.core.errors import ExplanationUnavailableError, PredictionError
 from ccml.core.model_files import EXPLAINER_FILE
 from ccml.core.schema import FeatureSchema
 from ccml.models.serving.explainer import Explainer
+
+log = structlog.get_logger(__name__)
 
 # The most factors one explanation may ask for (``?top=``, ``CCML_EXPLAIN_TOP``).
 MAX_TOP: Final = 100
@@ -102,7 +106,9 @@ class ExplainerSlot:
     """The explainer of the live model, read from its version on the first explained request.
 
     One slot, replaced when the watcher has swapped the predictor: a request that races a swap
-    may read the file once more, never explain with another version's explainer.
+    may read the file once more, never explain with another version's explainer. A version whose
+    explainer cannot be read (logged once) is treated as one without: explained requests get
+    ``ExplanationUnavailableError``, plain ones are served as always.
     """
 
     def __init__(self, top: int) -> None:
@@ -115,7 +121,9 @@ class ExplainerSlot:
         if slot is None or slot[0] is not predictor:
             try:
                 slot = (predictor, require_explainer(predictor.artifact), "")
-            except ExplanationUnavailableError as exc:
+            except PredictionError as exc:  # none, or a file that cannot be read: a 409 per request, not a 500
+                if not isinstance(exc, ExplanationUnavailableError):
+                    log.error("explainer_unreadable", version=predictor.version, error=str(exc)[:500])
                 slot = (predictor, None, str(exc))
             self._slot = slot
         if slot[1] is None:
