@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import explain as explained
 from bench.common import median, percentile
 from bench.report import Plan, Report
 
@@ -141,9 +142,16 @@ def run(report: Report, plan: Plan, home: Path, version: str) -> dict[str, Any]:
         "µs",
     )
     one_row = {"alternating": alternating, "back_to_back": warm}
+    explain = explained.run(report, plan, home, _alternate)
 
     batch = _batch(report, plan, schema, artifact, sklearn_predictor, onnx_predictor)
-    return {"model_version": version, "one_row": one_row, "batch": batch, "example_probability": p_onnx}
+    return {
+        "model_version": version,
+        "one_row": one_row,
+        "explain": explain,
+        "batch": batch,
+        "example_probability": p_onnx,
+    }
 
 
 def _alternate(calls: dict[str, Callable[[], Any]], count: int, block: int) -> dict[str, dict[str, float]]:

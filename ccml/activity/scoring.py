@@ -9,7 +9,7 @@ course; ties keep the entity order, so equal inputs give equal lists.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,6 +21,10 @@ from ccml.core.contracts import Predictor
 from ccml.core.errors import ModelNotFoundError
 
 HORIZON_ALIAS: Final = re.compile(r"^day-(\d{1,3})$")
+# Factors per enrollment in the list's ``top_factors`` column.
+TOP_FACTORS: Final = 3
+# Feature rows and a count -> each row's top factors as one line of text (see HorizonModel).
+FactorsText = Callable[[pd.DataFrame, int], list[str]]
 
 
 def horizon_alias(day: int) -> str:
@@ -44,20 +48,25 @@ def pick_horizon(day: int, horizons: list[int]) -> int:
 
 @dataclass(frozen=True)
 class HorizonModel:
-    """A horizon's model: the day it was trained for, and a predictor of it."""
+    """A horizon's model: the day it was trained for, a predictor of it, and (when the version has
+    an explainer) what writes each row's top factors (the composition builds it from serving code)."""
 
     horizon: int
     predictor: Predictor
+    factors: FactorsText | None = None
 
 
 def rank_at_risk(schema: ActivitySchema, table: pd.DataFrame, models: Mapping[int, HorizonModel]) -> pd.DataFrame:
-    """The ranked list: ids, course, day, horizon, model version, completion probability, risk rank."""
+    """The ranked list: ids, course, day, horizon, model version, completion probability, risk rank and the
+    ``TOP_FACTORS`` largest factors of each prediction (empty for a version without explanations)."""
     horizons = sorted(models)
     features = schema.feature_schema().feature_names
     parts = []
     for day, rows in table.groupby("day", sort=True):
         model = models[pick_horizon(int(str(day)), horizons)]
-        probability = model.predictor.predict_proba(rows[features].reset_index(drop=True))
+        inputs = rows[features].reset_index(drop=True)
+        probability = model.predictor.predict_proba(inputs)
+        factors = model.factors(inputs, TOP_FACTORS) if model.factors else [""] * len(inputs)
         parts.append(
             pd.DataFrame(
                 {
@@ -67,10 +76,14 @@ def rank_at_risk(schema: ActivitySchema, table: pd.DataFrame, models: Mapping[in
                     "horizon": model.horizon,
                     "model_version": model.predictor.version,
                     "completion_probability": np.round(probability, 6),
+                    "top_factors": factors,
                 }
             )
         )
-    columns = [schema.entity, COURSE_COLUMN, "day", "horizon", "model_version", "completion_probability", "risk_rank"]
+    columns = [
+        *(schema.entity, COURSE_COLUMN, "day", "horizon", "model_version", "completion_probability"),
+        *("risk_rank", "top_factors"),
+    ]
     if not parts:
         return pd.DataFrame(columns=columns)
     ranked = pd.concat(parts, ignore_index=True).sort_values(

@@ -27,6 +27,7 @@ from ccml.api.routes import build_router
 from ccml.core.components import build_model_store, build_predictor
 from ccml.core.logging import configure_logging
 from ccml.core.settings import Settings
+from ccml.models.serving.explanations import ExplainerSlot
 from ccml.models.serving.watcher import ChampionWatcher
 
 log = structlog.get_logger(__name__)
@@ -108,9 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for route in documented.values():
         router.routes.remove(route)
     app.include_router(router)
+    explainers = ExplainerSlot(settings.explain_top)  # the live model's, shared by both routes
     endpoints: dict[str, tuple[ASGIApp, APIRoute]] = {
-        PATH: (PredictEndpoint(watcher, metrics, bodies.record), documented[PATH]),
-        BATCH_PATH: (BatchEndpoint(watcher, metrics, bodies.batch), documented[BATCH_PATH]),
+        PATH: (PredictEndpoint(watcher, metrics, bodies.record, explainers), documented[PATH]),
+        BATCH_PATH: (BatchEndpoint(watcher, metrics, bodies.batch, explainers), documented[BATCH_PATH]),
     }
     serve_predict(app, endpoints)
     add_docs(app, app.openapi_url or "/openapi.json")

@@ -47,6 +47,34 @@ class ReloadResponse(BaseModel):
     error: str | None = None
 
 
+class ExplanationFactor(BaseModel):
+    """One feature's part in a prediction (``?explain=true``)."""
+
+    feature: str = Field(description="A feature of the schema (never a one-hot column).")
+    value: Any = Field(description="The student's value of it, as sent (null when missing).")
+    direction: Literal["raises", "lowers"] = Field(
+        description="Whether it raises or lowers the completion probability."
+    )
+    contribution: float = Field(description="Its share of the score, on the explanation's scale.")
+
+
+class Explanation(BaseModel):
+    """Why the model answered as it did: ``bias`` plus every feature's contribution is ``score``,
+    which ``link`` maps to the probability (README "Reading an explanation")."""
+
+    method: Literal["tree_path", "linear"] = Field(
+        description="tree_path: contributions along the decision paths (forests, boosting); linear: coefficient "
+        "times standardized value."
+    )
+    scale: Literal["probability", "log-odds"] = Field(description="The scale of bias, score and contributions.")
+    link: Literal["identity", "logistic", "sigmoid_calibration", "isotonic_calibration"] = Field(
+        description="How the score becomes the probability."
+    )
+    bias: float = Field(description="The score before any feature is known: the training population's.")
+    score: float = Field(description="bias + the contributions of every feature (not only those listed).")
+    factors: list[ExplanationFactor] = Field(description="The largest contributions, largest first (at most top).")
+
+
 def _whole_number(value: object) -> object:
     # JSON Schema's "integer" is any number without a fractional part, 18.0 included; pydantic's
     # strict int refuses every float. A fractional float stays a float and gets the int error.
@@ -97,6 +125,7 @@ class BodyModels:
             "BatchPrediction",
             prediction=(label_type, Field(description="Predicted outcome.")),
             probability=(float, Field(ge=0, le=1, description="Probability of completion.")),
+            explanation=(Explanation | None, Field(None, description="With ?explain=true only.")),
         )
         self.prediction = create_model(
             "PredictionResponse",
@@ -110,6 +139,7 @@ class BodyModels:
             prediction=(label_type, Field(description="Predicted outcome.")),
             probability=(float, Field(ge=0, le=1, description="Probability of completion.")),
             model_version=(str, Field(description="The model version that computed this answer.")),
+            explanation=(Explanation | None, Field(None, description="With ?explain=true only.")),
         )
         self.batch_response = create_model(
             "BatchPredictionResponse",

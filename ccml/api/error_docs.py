@@ -17,7 +17,7 @@ from ccml.api.body import body_limit, too_large_message, too_slow_message
 from ccml.api.deps import NO_MODEL_MESSAGE
 from ccml.api.errors import response_for
 from ccml.api.predict import parse_body
-from ccml.core.errors import ModelNotLoadedError
+from ccml.core.errors import ExplanationUnavailableError, ModelNotLoadedError
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 
@@ -89,11 +89,22 @@ class ErrorDocs:
                 HTTPException(413, too_large_message(body_limit)),
             ),
         }
-        invalid = "A field is missing, unknown, of the wrong type or out of range; each is in `errors`."
+        invalid = (
+            "A field is missing, unknown, of the wrong type or out of range, or a query parameter "
+            "(`explain`, `top`) has a bad value; each is in `errors`."
+        )
+        unexplained = ExplanationUnavailableError(
+            "model 20261201T120000.000000Z has no explanations (none: PluginModel is not a scikit-learn "
+            "pipeline ccml can read)"
+        )
+        no_explainer: Responses = {
+            409: _response("`explain=true`, but the version serving has no explanations.", unexplained)
+        }
         self.predict: Responses = {
             400: _response("The body is not valid JSON.", _refusal(record, INVALID_JSON)),
             **body,
             422: _response(invalid, _refusal(record, bad)),
+            **no_explainer,
             **self.no_model,
             **self.unauthorized,
         }
@@ -101,6 +112,7 @@ class ErrorDocs:
             400: _response("The body is not valid JSON.", _refusal(batch, INVALID_JSON)),
             **body,
             422: _response(invalid, _refusal(batch, b'{"instances": [' + bad + b"]}")),
+            **no_explainer,
             **self.no_model,
             **self.unauthorized,
         }

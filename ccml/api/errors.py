@@ -10,7 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ccml.core.errors import CcmlError, InvalidInputError, ModelNotFoundError, ModelNotLoadedError
+from ccml.core.errors import (
+    CcmlError,
+    ExplanationUnavailableError,
+    InvalidInputError,
+    ModelNotFoundError,
+    ModelNotLoadedError,
+)
 
 log = structlog.get_logger(__name__)
 MAX_ERRORS_IN_MESSAGE = 5
@@ -56,6 +62,8 @@ def _ccml_response(exc: CcmlError) -> JSONResponse:
         return error_response(503, exc.code, str(exc))
     if isinstance(exc, InvalidInputError):
         return error_response(422, exc.code, str(exc))
+    if isinstance(exc, ExplanationUnavailableError):  # the request is fine; the serving version cannot explain
+        return error_response(409, exc.code, str(exc))
     log.error("request_failed", code=exc.code, error=str(exc))
     return error_response(500, exc.code, str(exc))
 

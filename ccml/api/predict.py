@@ -35,8 +35,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ccml.api.deps import live_predictor
 from ccml.api.errors import response_for
+from ccml.api.explain_query import explain_top
 from ccml.api.metrics import ApiMetrics
 from ccml.core.contracts import Predictor
+from ccml.models.serving.explanations import ExplainerSlot, explain_records, explanation
 from ccml.models.serving.watcher import ChampionWatcher
 
 PATH = "/predict"
@@ -122,15 +124,23 @@ async def _respond(
     await send({"type": "http.response.body", "body": content})
 
 
+def _dumps(answer: dict[str, Any]) -> bytes:
+    return json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
 class PredictEndpoint:
-    """One record in, ``{prediction, probability, model_version}`` out, from the live model."""
+    """One record in, ``{prediction, probability, model_version}`` out, from the live model; with
+    ``?explain=true`` also its ``explanation`` (see ``ccml.models.serving.explanations``)."""
 
     path = PATH  # the route label RequestContextMiddleware reads for metrics and logs
 
-    def __init__(self, watcher: ChampionWatcher, metrics: ApiMetrics, record_model: type[BaseModel]) -> None:
+    def __init__(
+        self, watcher: ChampionWatcher, metrics: ApiMetrics, record_model: type[BaseModel], explainers: ExplainerSlot
+    ) -> None:
         self.watcher = watcher
         self.metrics = metrics
         self.record_model = record_model
+        self.explainers = explainers
 
     def answer(self, body: bytes, content_type: str | None, scope: Scope) -> dict[str, Any]:
         """Return the answer to one ``/predict`` body, counted in the metrics.
@@ -145,10 +155,29 @@ class PredictEndpoint:
         answer["model_version"] = predictor.version
         return answer
 
+    def explained(self, body: bytes, content_type: str | None, scope: Scope, top: int) -> dict[str, Any]:
+        """``answer`` with the prediction's ``explanation`` (``top`` factors).
+
+        Raises:
+            ExplanationUnavailableError: the live version has no explainer (409), besides ``answer``'s errors.
+        """
+        record = parse_record(self.record_model, body, content_type)
+        predictor = live_predictor(self.watcher, scope)
+        explainer = self.explainers.explainer(predictor)
+        contributions = explainer.explain_one(explainer.encoder.row(record))
+        answer = count_and_label(predictor, self.metrics, predictor.predict_one(record))
+        answer["model_version"] = predictor.version
+        answer["explanation"] = explanation(explainer, record, contributions, top)
+        return answer
+
     def content(self, body: bytes, content_type: str | None, scope: Scope) -> bytes:
-        """The JSON bytes of ``answer``."""
-        answer = self.answer(body, content_type, scope)
-        return json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        """The JSON bytes of ``answer`` (of ``explained`` when the query asks for it)."""
+        query = scope.get("query_string")
+        if query:  # the only work a plain /predict does for explanations
+            top = explain_top(query, self.explainers.top)
+            if top is not None:
+                return _dumps(self.explained(body, content_type, scope, top))
+        return _dumps(self.answer(body, content_type, scope))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer ``POST /predict`` as an ASGI app: errors as ``response_for`` maps them, none to a client that left.
@@ -165,10 +194,28 @@ class BatchEndpoint:
 
     path = BATCH_PATH
 
-    def __init__(self, watcher: ChampionWatcher, metrics: ApiMetrics, batch_model: type[BaseModel]) -> None:
+    def __init__(
+        self, watcher: ChampionWatcher, metrics: ApiMetrics, batch_model: type[BaseModel], explainers: ExplainerSlot
+    ) -> None:
         self.watcher = watcher
         self.metrics = metrics
         self.batch_model = batch_model
+        self.explainers = explainers
+
+    def explained(self, body: bytes, content_type: str | None, scope: Scope, top: int) -> bytes:
+        """``content`` with each prediction's ``explanation`` (``top`` factors), in request order."""
+        instances = parse_body(self.batch_model, body, content_type).instances  # type: ignore[attr-defined]
+        predictor = live_predictor(self.watcher, scope)
+        explainer = self.explainers.explainer(predictor)
+        records = [vars(instance) for instance in instances]
+        probabilities = predictor.predict_proba(records).tolist()
+        explanations = explain_records(explainer, records, top)
+        items = []
+        for probability, explained in zip(probabilities, explanations, strict=True):
+            item = count_and_label(predictor, self.metrics, probability)
+            item["explanation"] = explained
+            items.append(item)
+        return _dumps({"predictions": items, "model_version": predictor.version})
 
     def content(self, body: bytes, content_type: str | None, scope: Scope) -> bytes:
         """Return the JSON answer to one ``/predict/batch`` body, its labels counted in the metrics.
@@ -177,6 +224,11 @@ class BatchEndpoint:
             RequestValidationError: the body is empty, not JSON, or not a valid batch (``loc`` names the instance).
             ModelNotLoadedError: no model is loaded yet.
         """
+        query = scope.get("query_string")
+        if query:
+            top = explain_top(query, self.explainers.top)
+            if top is not None:
+                return self.explained(body, content_type, scope, top)
         instances = parse_body(self.batch_model, body, content_type).instances  # type: ignore[attr-defined]
         predictor = live_predictor(self.watcher, scope)
         probabilities = predictor.predict_proba([vars(instance) for instance in instances]).tolist()

@@ -6,7 +6,7 @@ the route signatures at decoration time, and the body types are built at run tim
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -15,12 +15,23 @@ from ccml.api.deps import MetricsDep, PredictorDep, WatcherDep
 from ccml.api.error_docs import ErrorDocs
 from ccml.api.metrics import CONTENT_TYPE
 from ccml.core.model_files import REPORT_FILE
+from ccml.models.serving.explanations import MAX_TOP
 
 # The report is a page from the store: it may show images inlined as data and its own styles,
 # and nothing else (no script runs, nothing is fetched), whatever bytes the store holds.
 REPORT_POLICY = (
     "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
+)
+
+EXPLAIN = Query(
+    False,
+    description="Add each prediction's `explanation`: its top factors, with direction and size (README "
+    '"Reading an explanation"). 409 when the version serving has no explanations.',
+)
+# Documented as an integer, not nullable: absent means CCML_EXPLAIN_TOP.
+TOP = Query(
+    None, ge=1, le=MAX_TOP, description="Factors per explanation (default CCML_EXPLAIN_TOP); used with explain=true."
 )
 
 
@@ -46,7 +57,7 @@ def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | N
         summary="Predict whether one student completes the course",
         openapi_extra={"requestBody": bodies.record_request_body},
     )
-    async def predict() -> None:
+    async def predict(explain: bool = EXPLAIN, top: int = TOP) -> None:
         """Document ``POST /predict``, which ``ccml.api.predict.PredictEndpoint`` answers (never routed here)."""
         raise RuntimeError("POST /predict is answered by PredictEndpoint; this route only documents it")
 
@@ -58,7 +69,7 @@ def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | N
         tags=["predict"],
         summary="Predict for many students at once (results in request order)",
     )
-    async def predict_batch(body: batch_body) -> None:  # type: ignore[valid-type]
+    async def predict_batch(body: batch_body, explain: bool = EXPLAIN, top: int = TOP) -> None:  # type: ignore[valid-type]
         """Document ``POST /predict/batch``, which ``ccml.api.predict.BatchEndpoint`` answers (never routed here)."""
         raise RuntimeError("POST /predict/batch is answered by BatchEndpoint; this route only documents it")
 

@@ -18,7 +18,9 @@ from ccml.core.settings import Settings
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ccml.activity.scoring import FactorsText
     from ccml.core.activity import ActivitySchema
+    from ccml.core.artifact import ModelArtifact
     from ccml.core.contracts import DataSource
     from ccml.models.training.workflow import RetrainWorkflow
 
@@ -220,6 +222,22 @@ def horizons(
     emit(document, as_json, text)
 
 
+def _factors_text(artifact: ModelArtifact) -> FactorsText | None:
+    """What writes the at-risk list's ``top_factors`` for ``artifact``'s rows (None: it has no explainer)."""
+    from ccml.models.serving.explanations import explain_records, factors_text, load_explainer
+
+    explainer = load_explainer(artifact)
+    if explainer is None:
+        return None
+
+    def text(rows: pd.DataFrame, top: int) -> list[str]:
+        values = [{str(name): value for name, value in row.items()} for row in rows.to_dict("records")]
+        explained = explain_records(explainer, rows, top, values)
+        return [factors_text(e) for e in explained]
+
+    return text
+
+
 @app.command()
 @user_errors
 def score(
@@ -247,7 +265,8 @@ def score(
     for alias in store.aliases():
         horizon = horizon_of(alias)
         if horizon is not None:
-            models[horizon] = HorizonModel(horizon, build_predictor(settings, store.load(alias)))
+            artifact = store.load(alias)
+            models[horizon] = HorizonModel(horizon, build_predictor(settings, artifact), _factors_text(artifact))
     if not models:
         raise ConfigError("no horizon model in the store (aliases day-N): run ccml train --logs ... --day N first")
     table = (

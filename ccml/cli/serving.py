@@ -82,6 +82,18 @@ def _write_results(out: Path, results: list[dict[str, Any]]) -> None:
         out.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
 
 
+def _add_explanations(results: list[dict[str, Any]], records: Records, predictor: Any, top: int, *, csv: bool) -> None:
+    """Each result's ``explanation`` (for a CSV file, its factors on one line as ``top_factors``)."""
+    from ccml.models.serving.explanations import explain_records, factors_text, require_explainer
+
+    explained = explain_records(require_explainer(predictor.artifact), records, top)
+    for result, explanation in zip(results, explained, strict=True):
+        if csv:
+            result["top_factors"] = factors_text(explanation)
+        else:
+            result["explanation"] = explanation
+
+
 @app.command()
 @user_errors
 def predict(
@@ -93,6 +105,10 @@ def predict(
     out: Annotated[Path | None, typer.Option(help="Write the results here (.csv, else JSON) instead of stdout.")] = (
         None
     ),
+    explain: Annotated[bool, typer.Option("--explain", help="Add each prediction's top factors.")] = False,
+    top: Annotated[
+        int | None, typer.Option(min=1, max=100, help="Factors per explanation (default CCML_EXPLAIN_TOP).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Predict completion for one or more students; the schema's id columns pass through to the output."""
@@ -108,6 +124,8 @@ def predict(
         {**key, "prediction": p.label, "probability": round(p.probability, 6), "model_version": predictor.version}
         for key, p in zip(ids, predictor.predict(records), strict=True)
     ]
+    if explain:
+        _add_explanations(results, records, predictor, top or settings.explain_top, csv=out is not None)
     if out is not None:
         _write_results(out, results)
         typer.echo(f"wrote {len(results)} predictions to {out} (model {predictor.version})", err=True)
@@ -120,6 +138,8 @@ def predict(
             lines.append(
                 f"{i:>5}  {label + '  ' if label else ''}{r['prediction']:<14} p(completed)={r['probability']:.3f}"
             )
+            for f in r.get("explanation", {}).get("factors", []):
+                lines.append(f"{'':>7}{f['direction']:<7} {f['contribution']:+.4f}  {f['feature']}={f['value']}")
         return "\n".join(lines) + f"\n(model {predictor.version})"
 
     emit(results, as_json, text)

@@ -124,6 +124,12 @@ class ModelNotLoadedError(PredictionError):
     code = "model_not_loaded"
 
 
+class ExplanationUnavailableError(PredictionError):
+    """The model version has no explainer (a plugin's model, or one trained before explanations): 409."""
+
+    code = "explanation_unavailable"
+
+
 class InsufficientTimeError(CcmlError):
     """Too little time is left (in a Lambda invocation) to start a retrain: run it elsewhere."""
 

@@ -18,9 +18,10 @@ from ccml.core.errors import ArtifactIntegrityError
 SKOPS_FILE: Final = "model.skops"
 PICKLE_FILE: Final = "model.joblib"  # versions saved before skops
 ONNX_FILE: Final = "model.onnx"
+EXPLAINER_FILE: Final = "explainer.npz"  # plain arrays, read with np.load(allow_pickle=False)
 REPORT_FILE: Final = "report.html"  # the evaluation report: served as a page, never run
 # A manifest may name only these files: a name is a key in the store, never a path to follow.
-ARTIFACT_FILES: Final = frozenset({SKOPS_FILE, PICKLE_FILE, ONNX_FILE, REPORT_FILE})
+ARTIFACT_FILES: Final = frozenset({SKOPS_FILE, PICKLE_FILE, ONNX_FILE, EXPLAINER_FILE, REPORT_FILE})
 
 # Types a ccml pipeline holds beyond skops's defaults, each reviewed: SchemaEncoder keeps only
 # plain data (its schema as a dict) in the file and rebuilds its encoder on load; a tree's and a

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     threshold_target: Annotated[float, Field(gt=0, lt=1)] | None = Field(
         None, description="The recall or the alert budget (a share, e.g. 0.1) of the recall and alert_budget policies."
     )
+    explain_top: Annotated[int, Field(ge=1, le=100)] = Field(
+        5, description="Factors per explanation (?explain=true, ccml predict --explain) unless ?top= says otherwise."
+    )
 
     # Activity logs
     log_engine: Literal["duckdb", "spark"] = Field(

@@ -60,6 +60,8 @@ class TrainingResult:
     # The fitted model and its completion probabilities on the holdout, for the export step.
     model: Any = None
     holdout_scores: np.ndarray[Any, np.dtype[np.float64]] | None = None
+    # The mean estimator input over the training part (a linear model's explanations start there).
+    input_means: np.ndarray[Any, np.dtype[np.float64]] | None = None
 
 
 @dataclass(frozen=True)

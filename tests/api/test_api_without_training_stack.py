@@ -64,6 +64,8 @@ def test_ccml_serve_answers_every_route_without_the_training_stack(
         with httpx.Client(base_url=server.url, timeout=10) as client:
             one = client.post("/predict", json=example)
             batch = client.post("/predict/batch", json={"instances": [example, example]})
+            explained = client.post("/predict?explain=true&top=2", json=example)
+            explained_batch = client.post("/predict/batch?explain=true", json={"instances": [example] * 10})
             bad = client.post("/predict", json={**example, "quiz_scores": "high"})
             model = client.get("/model")
             metrics = client.get("/metrics")
@@ -76,6 +78,11 @@ def test_ccml_serve_answers_every_route_without_the_training_stack(
     assert one.status_code == 200, one.text
     assert one.json()["model_version"] == version
     assert [p["probability"] for p in batch.json()["predictions"]] == pytest.approx([one.json()["probability"]] * 2)
+    assert explained.status_code == 200, explained.text
+    assert len(explained.json()["explanation"]["factors"]) == 2
+    assert explained.json()["explanation"]["score"] == pytest.approx(one.json()["probability"], abs=1e-6)
+    assert explained_batch.status_code == 200, explained_batch.text
+    assert {p["explanation"]["method"] for p in explained_batch.json()["predictions"]} == {"tree_path"}
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "quiz_scores"
     assert model.json()["version"] == version

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("in_process", "http", "http_batch", "cold_start", "training")
 TARGETS = {
     "one_row_onnx_median_us",
+    "explained_predict_endpoint_median_us",
     "batch_onnx_rows_per_s",
     "ccml_1w_rps_c1_vs_validating",
     "ccml_1w_rps_c8_vs_validating",

@@ -19,7 +19,7 @@ from ccml.core.artifact import MANIFEST_FILE
 from ccml.core.components import build_predictor
 from ccml.core.contracts import ModelStore
 from ccml.core.errors import ArtifactIntegrityError, ModelNotFoundError, ModelStoreError
-from ccml.core.model_files import ONNX_FILE, SKOPS_FILE
+from ccml.core.model_files import EXPLAINER_FILE, ONNX_FILE, SKOPS_FILE
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult
@@ -75,7 +75,7 @@ KILLS: dict[str, tuple[tuple[str, ...], int, bool, bool]] = {
     "before the model file": ((), 0, False, False),
     "model file not yet linked": ((), 1, False, False),
     "before the ONNX file": (("model.skops",), 0, False, False),
-    "before the manifest": (("model.skops", "model.onnx"), 0, False, False),
+    "before the manifest": (("model.skops", "model.onnx", "explainer.npz"), 0, False, False),
     "before the alias move": ((), 0, True, False),
     "alias not yet renamed": ((), 1, True, False),
     "before the history line": ((), 0, True, True),
@@ -119,10 +119,12 @@ def test_full_tmpfs_fails_with_one_line_and_keeps_the_champion(
     with scenario(f"full disk (tmpfs) at the {step}"), tmpfs(tmp_path / "disk", "2m") as disk:
         store = LocalModelStore(disk / "store")
         old = seed(store, training)
-        skops, onnx = (len(training.artifact.files[name]) for name in (SKOPS_FILE, ONNX_FILE))  # in save's order
+        skops, onnx, explainer = (
+            len(training.artifact.files[name]) for name in (SKOPS_FILE, ONNX_FILE, EXPLAINER_FILE)
+        )  # in save's order
         manifest = len(training.artifact.manifest.model_copy(update={"version": store.new_version_id()}).to_json())
-        written_before = {"model file": (), "ONNX file": (skops,), "manifest": (skops, onnx)}
-        filler = fill(disk, pages(disk, *written_before.get(step, (skops, onnx, manifest))))
+        written_before = {"model file": (), "ONNX file": (skops,), "manifest": (skops, onnx, explainer)}
+        filler = fill(disk, pages(disk, *written_before.get(step, (skops, onnx, explainer, manifest))))
 
         with pytest.raises(ModelStoreError) as raised:
             store.promote(store.save(training.artifact).id, reason="on a full disk")
@@ -132,7 +134,8 @@ def test_full_tmpfs_fails_with_one_line_and_keeps_the_champion(
         assert len(new) == (1 if step == "alias" else 0)  # only a failed alias move follows a commit
         assert_survived(store, before=[old, *new], champion_in={old})
         filler.unlink()
-        orphans = {"model file": (), "ONNX file": ("model.skops",), "manifest": ("model.skops", "model.onnx")}
+        every = ("model.skops", "model.onnx", "explainer.npz")
+        orphans = {"model file": (), "ONNX file": ("model.skops",), "manifest": every}
         assert_collected(store, left_by_one_save(store, orphans.get(step, ())))
         latest = seed(store, training)  # with room again, the store saves and promotes
         assert_survived(store, before=[old, *new, latest], champion_in={latest})
@@ -170,7 +173,8 @@ def test_enospc_on_flush_fails_cleanly_and_keeps_the_champion(
         assert len(new) == commits
         assert litter(store) == set()  # a failed write removes its temporary file
         assert_survived(store, before=[old, *new], champion_in={new[0] if promoted else old})
-        assert_collected(store, left_by_one_save(store, ("model.skops", "model.onnx") if step == "manifest" else ()))
+        every = ("model.skops", "model.onnx", "explainer.npz")
+        assert_collected(store, left_by_one_save(store, every if step == "manifest" else ()))
 
 
 # -- damaged metadata --------------------------------------------------------------------

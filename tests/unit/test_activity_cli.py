@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ccml.cli import app
+from ccml.core.activity import load_activity_schema
 
 FAST = json.dumps({"max_iter": 60})
 
@@ -141,6 +142,11 @@ def test_score_ranks_every_enrollment_of_every_course_with_the_right_horizon(log
     ranked = pd.read_csv(out)
     assert summary["horizons"] == [7, 14]
     assert len(ranked) == len(enrolled)
+    features = set(load_activity_schema().feature_schema().feature_names)
+    for line in ranked["top_factors"]:  # each prediction's 3 largest factors
+        factors = line.split("; ")
+        assert 0 < len(factors) <= 3
+        assert {factor.split("=", 1)[0] for factor in factors} <= features
     assert (ranked["horizon"] == 7).all()  # day 10: the latest horizon at or before it
     for _, course in ranked.groupby("course"):
         assert list(course["risk_rank"]) == list(range(1, len(course) + 1))

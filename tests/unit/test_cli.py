@@ -168,6 +168,11 @@ def reads(trained: Trained, first_version: str) -> dict[str, Result]:
             "predict list": (("predict", json.dumps(records), "--model", first_version, "--json"), {}),
             "predict csv": (("predict", str(csv), "--limit", "4", "--json"), {}),
             "predict gappy csv": (("predict", str(gappy_csv), "--json"), {}),
+            "predict explained": (("predict", str(gappy_csv), "--explain", "--top", "2", "--json"), {}),
+            "predict explained csv": (
+                ("predict", str(csv), "--explain", "--out", str(work / "explained.csv")),
+                {"CCML_EXPLAIN_TOP": "3"},
+            ),
             "predict invalid": (("predict", json.dumps(bad_record)), {}),
             "predict malformed": (("predict", "{not json"), {}),
             "train missing file": (("train", "--data", str(work / "absent.csv")), {}),
@@ -264,6 +269,25 @@ def test_predict_imputes_empty_csv_cells(reads: dict[str, Result]) -> None:
     predictions = result.json()
     assert len(predictions) == 3
     assert all(0 <= p["probability"] <= 1 for p in predictions)
+
+
+def test_predict_explain_adds_each_prediction_s_top_factors(reads: dict[str, Result], trained: Trained) -> None:
+    result = reads["predict explained"]
+    assert result.code == 0, result.stderr
+    plain = reads["predict gappy csv"].json()
+    for answer, unexplained in zip(result.json(), plain, strict=True):
+        explained = answer.pop("explanation")
+        assert answer == unexplained
+        assert explained["score"] == pytest.approx(answer["probability"], abs=1e-6)  # a forest: identity link
+        assert 0 < len(explained["factors"]) <= 2
+        assert {f["feature"] for f in explained["factors"]} <= set(SCHEMA.feature_names)
+    written = pd.read_csv(trained.root / "reads" / "explained.csv")
+    assert reads["predict explained csv"].code == 0, reads["predict explained csv"].stderr
+    for line in written["top_factors"]:
+        factors = line.split("; ")
+        assert 0 < len(factors) <= 3  # CCML_EXPLAIN_TOP
+        assert all(f.split("=", 1)[0] in SCHEMA.feature_names for f in factors)
+        assert all(f.split(" ")[1] in ("raises", "lowers") for f in factors)
 
 
 def test_predict_invalid_input_names_the_field(reads: dict[str, Result]) -> None:

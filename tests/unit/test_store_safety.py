@@ -16,7 +16,7 @@ import pytest
 from ccml.core.artifact import MANIFEST_FILE, MODEL_FILE, ArtifactFile, ModelArtifact, sha256_hex
 from ccml.core.contracts import VERSION_FORMAT
 from ccml.core.errors import ArtifactIntegrityError, ConfigError
-from ccml.core.model_files import ONNX_FILE, PICKLE_FILE, TRUSTED_TYPES
+from ccml.core.model_files import EXPLAINER_FILE, ONNX_FILE, PICKLE_FILE, TRUSTED_TYPES
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult, ValidatedTable
@@ -55,7 +55,7 @@ def _reads(store: LocalModelStore, monkeypatch: pytest.MonkeyPatch) -> list[str]
 def test_new_versions_store_the_pipeline_as_skops_only(saved_store: LocalModelStore) -> None:
     artifact = saved_store.load()
     assert MODEL_FILE == "model.skops"
-    assert set(artifact.files) == {MODEL_FILE, ONNX_FILE}
+    assert set(artifact.files) == {MODEL_FILE, ONNX_FILE, EXPLAINER_FILE}  # the explainer: NumPy arrays, no pickle
     record = FeatureSchema.model_validate(artifact.manifest.schema_).example_record()
     assert artifact.pipeline.predict_proba([record]).shape == (1, 2)
 

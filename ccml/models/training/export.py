@@ -19,19 +19,20 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import structlog
-from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.isotonic import IsotonicRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from ccml.core.model_files import ONNX_FILE
+from ccml.core.model_files import EXPLAINER_FILE, ONNX_FILE
+from ccml.core.schema import FeatureSchema
 from ccml.core.types import TrainingResult
 from ccml.models.serving.calibration_map import CALIBRATION_KEY, CalibrationMap
 from ccml.models.serving.encoding import FloatMatrix
 from ccml.models.serving.input_plan import CategoricalColumn, InputPlan, NumericColumn
 from ccml.models.serving.onnx import PLAN_KEY, completion_column, ort_session
+from ccml.models.training.calibrated import calibration_of
+from ccml.models.training.explainer_export import export_explainer
 from ccml.models.training.fitting import with_files
 
 log = structlog.get_logger(__name__)
@@ -109,29 +110,6 @@ def plan_from_pipeline(pipeline: Any) -> InputPlan | None:
     return InputPlan(tuple(numeric), tuple(categorical))
 
 
-def calibration_of(clf: Any) -> tuple[Any, CalibrationMap | None]:
-    """The estimator to convert and the calibration map to apply after it: a calibrated model's
-    base estimator and its one map, or ``clf`` itself and None.
-
-    Raises:
-        ValueError: a calibrated model of several (``ensemble=True``) or unknown calibrators.
-    """
-    if not isinstance(clf, CalibratedClassifierCV):
-        return clf, None
-    if len(clf.calibrated_classifiers_) != 1:
-        raise ValueError("only CalibratedClassifierCV(ensemble=False) exports: one estimator, one calibration map")
-    calibrated = clf.calibrated_classifiers_[0]
-    base, (calibrator,) = calibrated.estimator, calibrated.calibrators
-    # What scikit-learn feeds the calibrator: decision_function where the estimator has one.
-    score: Any = "raw" if hasattr(base, "decision_function") else "probability"
-    if isinstance(calibrator, _SigmoidCalibration):
-        return base, CalibrationMap("sigmoid", score, a=float(calibrator.a_), b=float(calibrator.b_))
-    if isinstance(calibrator, IsotonicRegression):
-        x = tuple(float(v) for v in calibrator.X_thresholds_)
-        return base, CalibrationMap("isotonic", score, x=x, y=tuple(float(v) for v in calibrator.y_thresholds_))
-    raise ValueError(f"calibrator {type(calibrator).__name__} has no ONNX export")
-
-
 def _convert(model: Any, width: int, plan: InputPlan | None, calibration: CalibrationMap | None) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
@@ -207,15 +185,31 @@ class OnnxExportable(Protocol):
         """The model as a serialized ONNX graph."""
 
 
+def _with_explainer(result: TrainingResult) -> TrainingResult:
+    """``result`` with ``explainer.npz`` (when its model can be explained exactly) and ``notes.explainer``."""
+    manifest = result.artifact.manifest
+    data, note = export_explainer(result, FeatureSchema.model_validate(manifest.schema_))
+    files = dict(result.artifact.files)
+    if data is not None:
+        files[EXPLAINER_FILE] = data
+    notes = {**manifest.notes, "explainer": note}
+    pipeline = getattr(result.model, "pipeline", None)
+    artifact = with_files(manifest.model_copy(update={"notes": notes}), files, pipeline)
+    return dataclasses.replace(result, artifact=artifact)
+
+
 def export_for_serving(backend: str, result: TrainingResult) -> TrainingResult:
     """Add the files the ``backend`` serving backend needs to ``result``'s artifact.
+
+    Every backend gets ``explainer.npz`` where the model can be explained exactly (``notes.explainer``
+    says which method, or why there is none).
 
     The ``onnx`` backend gets ``model.onnx`` (converted and parity-checked for scikit-learn
     pipelines, made by the model itself for an ``OnnxExportable``); the manifest's
     ``notes.onnx`` says how, or why there is none. Other backends serve the model's own files.
     """
     if backend != "onnx":
-        return result
+        return _with_explainer(result)
     model = result.model
     pipeline = getattr(model, "pipeline", None)
     if pipeline is not None and result.holdout_scores is not None:
@@ -233,4 +227,5 @@ def export_for_serving(backend: str, result: TrainingResult) -> TrainingResult:
         files[ONNX_FILE] = graph
     notes = {**result.artifact.manifest.notes, "onnx": note}
     artifact = with_files(result.artifact.manifest.model_copy(update={"notes": notes}), files, pipeline)
-    return dataclasses.replace(result, artifact=artifact)
+    # The explainer is the version's last file: a save writes model.skops, model.onnx, explainer.npz.
+    return _with_explainer(dataclasses.replace(result, artifact=artifact))

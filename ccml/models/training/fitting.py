@@ -23,6 +23,7 @@ from ccml.core.decision import DecisionRule
 from ccml.core.settings import ThresholdPolicy
 from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.training.evaluation import compute_metrics, cross_validate, holdout_split, reliability_curve
+from ccml.models.training.explainer_export import training_input_means
 from ccml.models.training.thresholds import THRESHOLD_FOLDS, choose_threshold, out_of_fold_scores
 
 log = structlog.get_logger(__name__)
@@ -75,8 +76,11 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
             seconds=round(time.perf_counter() - started, 2),
         )
     started = time.perf_counter()
-    model = trainer.fit(table.features.iloc[train].reset_index(drop=True), table.target[train], table.schema)
+    train_features = table.features.iloc[train].reset_index(drop=True)
+    model = trainer.fit(train_features, table.target[train], table.schema)
     log.info("model_fitted", trainer=trainer.name, rows=len(train), seconds=round(time.perf_counter() - started, 2))
+    means = training_input_means(model, train_features)
+    del train_features
     holdout_features = table.features.iloc[holdout].reset_index(drop=True)
     holdout_target = table.target[holdout]
     scores = np.asarray(model.predict_proba(holdout_features), dtype=np.float64)
@@ -106,7 +110,9 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
         decision=decision,
     )
     artifact = with_files(manifest, model.files(), getattr(model, "pipeline", None))
-    return TrainingResult(artifact, holdout_features, holdout_target, model=model, holdout_scores=scores)
+    return TrainingResult(
+        artifact, holdout_features, holdout_target, model=model, holdout_scores=scores, input_means=means
+    )
 
 
 def _decision_rule(trainer: Trainer, table: ValidatedTable, train: Any, plan: EvaluationPlan) -> DecisionRule:
