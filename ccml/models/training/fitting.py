@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from ccml.core.artifact import ArtifactFile, DataInfo, Evaluation, Manifest, Mod
 from ccml.core.contracts import Trainer
 from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.training.evaluation import compute_metrics, cross_validate, holdout_split
+from ccml.models.training.fairness import FairnessPlan, evaluate_fairness
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +34,7 @@ class EvaluationPlan:
     cv_folds: int = 0
     random_state: int = 42
     threshold: float = 0.5
+    fairness: FairnessPlan = field(default_factory=FairnessPlan)
 
 
 def with_files(manifest: Manifest, files: Mapping[str, bytes], pipeline: Any = None) -> ModelArtifact:
@@ -74,6 +76,17 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
     holdout_features = table.features.iloc[holdout].reset_index(drop=True)
     holdout_target = table.target[holdout]
     scores = np.asarray(model.predict_proba(holdout_features), dtype=np.float64)
+    holdout_groups = None if table.groups is None else table.groups.iloc[holdout].reset_index(drop=True)
+    fairness = evaluate_fairness(
+        table.schema,
+        holdout_groups,
+        table.groups_absent,
+        holdout_target,
+        scores,
+        threshold=plan.threshold,
+        plan=plan.fairness,
+        random_state=plan.random_state,
+    )
     manifest = Manifest(
         trainer=trainer.name,
         params=model.params,
@@ -89,7 +102,11 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
             columns_ignored=list(table.columns_ignored),
         ),
         holdout=spec,
-        evaluation=Evaluation(holdout=compute_metrics(holdout_target, scores, plan.threshold), cross_validation=cv),
+        evaluation=Evaluation(
+            holdout=compute_metrics(holdout_target, scores, plan.threshold), cross_validation=cv, fairness=fairness
+        ),
     )
     artifact = with_files(manifest, model.files(), getattr(model, "pipeline", None))
-    return TrainingResult(artifact, holdout_features, holdout_target, model=model, holdout_scores=scores)
+    return TrainingResult(
+        artifact, holdout_features, holdout_target, model=model, holdout_scores=scores, holdout_groups=holdout_groups
+    )

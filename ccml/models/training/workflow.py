@@ -26,6 +26,7 @@ from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult
 from ccml.models.training.evaluation import compute_metrics, metric_value
 from ccml.models.training.export import export_for_serving
+from ccml.models.training.fairness import FairnessPlan
 from ccml.models.training.fitting import EvaluationPlan, train_and_evaluate
 from ccml.models.training.gate import PromotionGate
 from ccml.models.training.validation import validate
@@ -67,7 +68,11 @@ class RetrainOutcome:
             "duplicates_dropped": self.manifest.data.duplicates_dropped,
             "columns_ignored": list(self.manifest.data.columns_ignored),
             "seconds": self.seconds,
-        }
+        } | self._fairness()
+
+    def _fairness(self) -> dict[str, Any]:
+        report = self.manifest.evaluation.fairness
+        return {} if report is None else {"fairness_flags": report.flagged, "fairness_notes": report.notes}
 
 
 @dataclass
@@ -109,6 +114,13 @@ class RetrainWorkflow:
                 cv_folds=settings.cv_folds,
                 random_state=settings.random_state,
                 threshold=settings.decision_threshold,
+                fairness=FairnessPlan(
+                    permutations=settings.fairness_permutations,
+                    alpha=settings.fairness_alpha,
+                    auc_gap=settings.fairness_auc_gap,
+                    rate_gap=settings.fairness_rate_gap,
+                    min_group_size=settings.fairness_min_group_size,
+                ),
             ),
             min_rows=settings.min_rows,
         )

@@ -1,0 +1,164 @@
+"""Fairness on the holdout: per group column and group, how the model does for it, and who falls behind.
+
+Every group is compared with the other rows of the holdout (one against the rest): size,
+ROC AUC, calibration gap, false positive and false negative rates at the decision threshold,
+and ABROCA with permutation-test p-values (``ccml.models.training.abroca``). The flag rule is
+``_reasons``; the README's "Fairness report" defines every number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from ccml.core.fairness_report import FairnessReport, GroupColumnReport, GroupMetrics
+from ccml.core.schema import FeatureSchema
+from ccml.models.training.abroca import permutation_stats, score_bins
+from ccml.models.training.groups import MISSING_GROUP
+
+Array = np.ndarray[Any, Any]
+
+# A column with more distinct values than this is not a grouping (an id?): skipped with a note.
+MAX_GROUP_VALUES: Final = 50
+
+
+@dataclass(frozen=True)
+class FairnessPlan:
+    """Settings of the fairness evaluation (``CCML_FAIRNESS_*``)."""
+
+    permutations: int = 500
+    alpha: float = 0.05
+    auc_gap: float = 0.05
+    rate_gap: float = 0.05
+    min_group_size: int = 30
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _auc(target: Array, scores: Array) -> float | None:
+    return float(roc_auc_score(target, scores)) if 0 < target.sum() < len(target) else None
+
+
+def _reasons(metrics: GroupMetrics, rest: dict[str, float | None], plan: FairnessPlan, alpha: float) -> list[str]:
+    """Why a group falls behind: a gap beyond the setting that the permutation test says is not chance."""
+    reasons: list[str] = []
+    auc, other = metrics.roc_auc, rest["roc_auc"]
+    p = metrics.p_value
+    if auc is not None and other is not None and p is not None and other - auc > plan.auc_gap and p < alpha:
+        reasons.append(f"ROC AUC {auc:.3f} vs {other:.3f} for the others (ABROCA {metrics.abroca:.3f}, p={p:.3g})")
+    for name, label, who in (
+        ("fpr", "false positive rate", "more of its non-completers go unflagged"),
+        ("fnr", "false negative rate", "more of its completers are flagged at risk"),
+    ):
+        value, other, p = getattr(metrics, name), rest[name], getattr(metrics, f"{name}_p_value")
+        if value is not None and other is not None and p is not None and value - other > plan.rate_gap and p < alpha:
+            reasons.append(f"{label} {value:.3f} vs {other:.3f} for the others (p={p:.3g}): {who}")
+    return reasons
+
+
+def _column_report(
+    name: str,
+    column: str,
+    groups: pd.Series,
+    target: Array,
+    scores: Array,
+    plan: FairnessPlan,
+    threshold: float,
+    order: list[str],
+    rng: np.random.Generator,
+) -> GroupColumnReport:
+    values = [v for v in order if v in set(groups)] + sorted(set(groups) - set(order) - {MISSING_GROUP})
+    values += [MISSING_GROUP] if MISSING_GROUP in set(groups) else []
+    if len(values) > MAX_GROUP_VALUES:
+        note = f"{len(values)} distinct values (more than {MAX_GROUP_VALUES}): not a grouping, skipped"
+        return GroupColumnReport(name=name, column=column, groups=[], notes=[note])
+    codes = pd.Categorical(groups, categories=values).codes.astype(np.int64)
+    bins = score_bins(scores, threshold)
+    observed, p = permutation_stats(codes, target, bins, len(values), plan.permutations, rng)
+    predicted = scores >= threshold
+    sizes = np.bincount(codes, minlength=len(values))
+    # Bonferroni over the groups that can be flagged: a column of many groups tests each more strictly.
+    alpha = plan.alpha / max(1, int((sizes >= plan.min_group_size).sum()))
+    report: list[GroupMetrics] = []
+    for code, value in enumerate(values):
+        inside = codes == code
+        t, s, hit = target[inside], scores[inside], predicted[inside]
+        notes = []
+        if t.min() == t.max():
+            notes.append(f"only {'completers' if t[0] else 'non-completers'}: no ROC AUC, ABROCA or p-value")
+        if inside.all():
+            notes.append("no other rows to compare with")
+        if sizes[code] < plan.min_group_size:
+            notes.append(f"fewer than {plan.min_group_size} rows: reported, never flagged")
+        metrics = GroupMetrics(
+            value=value,
+            size=int(inside.sum()),
+            positives=int(t.sum()),
+            selection_rate=float(hit.mean()),
+            roc_auc=_auc(t, s),
+            calibration_gap=float(s.mean() - t.mean()),
+            fpr=_rate(int((hit & (t == 0)).sum()), int((t == 0).sum())),
+            fnr=_rate(int((~hit & (t == 1)).sum()), int(t.sum())),
+            abroca=_finite(observed.abroca[0, code]),
+            p_value=_finite(p.abroca[code]),
+            fpr_p_value=_finite(p.fpr_gap[code]),
+            fnr_p_value=_finite(p.fnr_gap[code]),
+            notes=notes,
+        )
+        others_target, others_hit = target[~inside], predicted[~inside]
+        rest = {
+            "roc_auc": _auc(others_target, scores[~inside]) if len(others_target) else None,
+            "fpr": _rate(int((others_hit & (others_target == 0)).sum()), int((others_target == 0).sum())),
+            "fnr": _rate(int((~others_hit & (others_target == 1)).sum()), int(others_target.sum())),
+        }
+        reasons = _reasons(metrics, rest, plan, alpha) if sizes[code] >= plan.min_group_size else []
+        report.append(metrics.model_copy(update={"flagged": bool(reasons), "reasons": reasons}))
+    return GroupColumnReport(name=name, column=column, groups=report)
+
+
+def _finite(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def evaluate_fairness(
+    schema: FeatureSchema,
+    groups: pd.DataFrame | None,
+    absent: tuple[str, ...],
+    target: Array,
+    scores: Array,
+    *,
+    threshold: float,
+    plan: FairnessPlan,
+    random_state: int,
+) -> FairnessReport | None:
+    """The fairness report of one holdout, or None when the schema declares no groups."""
+    if not schema.groups:
+        return None
+    rng = np.random.default_rng(random_state)
+    columns = []
+    for group in schema.groups:
+        if groups is None or group.name not in groups.columns:
+            continue
+        order = [str(c) for c in group.categories or []]
+        columns.append(
+            _column_report(group.name, group.column, groups[group.name], target, scores, plan, threshold, order, rng)
+        )
+    flagged = [f"{c.name}={g.value}: {'; '.join(g.reasons)}" for c in columns for g in c.groups if g.flagged]
+    notes = [f"{note}: fairness not reported for it" for note in absent]
+    return FairnessReport(
+        threshold=threshold,
+        permutations=plan.permutations,
+        alpha=plan.alpha,
+        auc_gap=plan.auc_gap,
+        rate_gap=plan.rate_gap,
+        min_group_size=plan.min_group_size,
+        columns=columns,
+        flagged=flagged,
+        notes=notes,
+    )
