@@ -66,7 +66,8 @@ def _number(value: float | None, digits: int = 3) -> str:
 def fairness_table(report: FairnessReport) -> str:
     """The fairness report as text: one row per group, flagged groups marked, then the flags and notes."""
     lines = [
-        f"{'GROUP':<24} {'SIZE':>5} {'POS':>5} {'ROC_AUC':>7} {'CAL_GAP':>7} {'FPR':>6} {'FNR':>6} {'ABROCA':>6} {'P':>5} {'P_FPR':>5} P_FNR"
+        f"{'GROUP':<24} {'SIZE':>5} {'POS':>5} {'ROC_AUC':>7} {'CAL_GAP':>7} {'FPR':>6} {'FNR':>6} {'ABROCA':>6} "
+        f"{'P':>5} {'P_FPR':>5} P_FNR"
     ]
     for column in report.columns:
         for g in column.groups:
