@@ -52,7 +52,7 @@ class FairnessReport(_Model):
 
     threshold: float
     permutations: int
-    alpha: float = Field(description="significance level of a column's tests, Bonferroni-split over its groups")
+    alpha: float = Field(description="chance of any false flag in a column: Bonferroni-split over its tests")
     auc_gap: float
     rate_gap: float
     min_group_size: int

@@ -24,6 +24,8 @@ Array = np.ndarray[Any, Any]
 
 # A column with more distinct values than this is not a grouping (an id?): skipped with a note.
 MAX_GROUP_VALUES: Final = 50
+# The flag rules (ROC AUC with ABROCA, false positive rate, false negative rate): see ``_reasons``.
+RULES: Final = 3
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,9 @@ def _column_report(
     observed, p = permutation_stats(codes, target, bins, len(values), plan.permutations, rng)
     predicted = scores >= threshold
     sizes = np.bincount(codes, minlength=len(values))
-    # Bonferroni over the groups that can be flagged: a column of many groups tests each more strictly.
-    alpha = plan.alpha / max(1, int((sizes >= plan.min_group_size).sum()))
+    # Bonferroni over the column's tests (three rules per group that can be flagged): a column of
+    # many groups tests each more strictly, so alpha bounds the chance of any false flag in it.
+    alpha = plan.alpha / max(1, RULES * int((sizes >= plan.min_group_size).sum()))
     report: list[GroupMetrics] = []
     for code, value in enumerate(values):
         inside = codes == code
