@@ -132,10 +132,12 @@ def test_a_random_group_is_not_significant_and_a_disadvantaged_one_is_flagged(sc
 
     report = _report(schema, *_holdout(2000, seed=6, worse="c"))
     unfair = _by_value(report)
-    assert unfair["c"].p_value is not None and unfair["c"].p_value <= 1 / (1 + PLAN.permutations) + 1e-12
+    assert unfair["c"].p_value is not None
+    assert unfair["c"].p_value <= 1 / (1 + PLAN.permutations) + 1e-12
     assert unfair["c"].flagged
     assert "ROC AUC" in unfair["c"].reasons[0]
-    assert not unfair["a"].flagged and not unfair["b"].flagged
+    assert not unfair["a"].flagged
+    assert not unfair["b"].flagged
     assert report.flagged == [f"cohort=c: {'; '.join(unfair['c'].reasons)}"]
 
 
@@ -156,7 +158,10 @@ def test_a_small_or_one_class_group_gets_nulls_with_notes_never_nan(schema: Feat
     report = _report(schema, target, scores, groups)
     tiny = _by_value(report)["tiny"]
     assert tiny.size == 5
-    assert tiny.roc_auc is None and tiny.fpr is None and tiny.abroca is None and tiny.p_value is None
+    assert tiny.roc_auc is None
+    assert tiny.fpr is None
+    assert tiny.abroca is None
+    assert tiny.p_value is None
     assert tiny.fnr is not None
     assert any("only completers" in note for note in tiny.notes)
     assert any("never flagged" in note for note in tiny.notes)
@@ -179,5 +184,7 @@ def test_a_group_column_absent_from_the_file_is_a_note(schema: FeatureSchema) ->
     declared = _schema(schema, Group(name="gender", column="Gender"))
     absent = ("gender: column 'Gender' is not in the training file",)
     report = evaluate_fairness(declared, None, absent, target, scores, threshold=0.5, plan=PLAN, random_state=1)
-    assert report is not None and report.columns == [] and report.flagged == []
+    assert report is not None
+    assert report.columns == []
+    assert report.flagged == []
     assert report.notes == ["gender: column 'Gender' is not in the training file: fairness not reported for it"]

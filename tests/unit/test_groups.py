@@ -74,7 +74,8 @@ def test_validation_carries_groups_beside_the_features_with_bad_cells_missing(
     assert list(table.features.columns) == schema.feature_names
     assert list(table.groups["gender"][:3]) == [MISSING_GROUP, MISSING_GROUP, "F"]
     assert len(table.groups) == table.rows
-    assert table.columns_ignored == () and table.groups_absent == ()
+    assert table.columns_ignored == ()
+    assert table.groups_absent == ()
 
 
 def test_a_file_without_the_group_columns_trains_and_says_fairness_was_skipped(
@@ -82,7 +83,8 @@ def test_a_file_without_the_group_columns_trains_and_says_fairness_was_skipped(
 ) -> None:
     frame = sample_frame.drop(columns=["Disability", "IMDBand"])
     table = validate(dataset_from_frame(frame), schema)
-    assert table.groups is not None and list(table.groups.columns) == ["gender", "age_band"]
+    assert table.groups is not None
+    assert list(table.groups.columns) == ["gender", "age_band"]
     plan = EvaluationPlan(fairness=EvaluationPlan().fairness.__class__(permutations=20))
     result = train_and_evaluate(RandomForestTrainer(FAST_PARAMS["random_forest"]), table, plan)
     report = result.artifact.manifest.evaluation.fairness
@@ -92,7 +94,8 @@ def test_a_file_without_the_group_columns_trains_and_says_fairness_was_skipped(
         f"{name}: column {column!r} is not in the training file: fairness not reported for it"
         for name, column in (("disability", "Disability"), ("imd_band", "IMDBand"))
     ]
-    assert result.holdout_groups is not None and len(result.holdout_groups) == len(result.holdout_target)
+    assert result.holdout_groups is not None
+    assert len(result.holdout_groups) == len(result.holdout_target)
 
 
 def test_groups_leave_the_generated_features_unchanged(schema: FeatureSchema) -> None:
