@@ -69,6 +69,8 @@ def fairness_table(report: FairnessReport) -> str:
         f"{'GROUP':<24} {'SIZE':>5} {'POS':>5} {'ROC_AUC':>7} {'CAL_GAP':>7} {'FPR':>6} {'FNR':>6} {'ABROCA':>6} "
         f"{'P':>5} {'P_FPR':>5} P_FNR"
     ]
+    if not report.columns:
+        lines = ["no group column was in the training file"]
     for column in report.columns:
         for g in column.groups:
             label = f"{column.name}={g.value}"

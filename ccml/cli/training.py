@@ -142,7 +142,10 @@ def _fairness_lines(summary: dict[str, Any]) -> list[str]:
     """The groups flagged (or that none was) and what was skipped; nothing when the schema declares no groups."""
     if "fairness_flags" not in summary:
         return []
-    flags = [f"flagged {flag}" for flag in summary["fairness_flags"]] or ["no group flagged (ccml models fairness)"]
+    if not summary["fairness_groups"]:
+        flags = ["no group column in the file"]
+    else:
+        flags = [f"flagged {flag}" for flag in summary["fairness_flags"]] or ["no group flagged (ccml models fairness)"]
     return flags + [f"skipped {note}" for note in summary["fairness_notes"]]
 
 

@@ -187,4 +187,4 @@ def test_a_group_column_absent_from_the_file_is_a_note(schema: FeatureSchema) ->
     assert report is not None
     assert report.columns == []
     assert report.flagged == []
-    assert report.notes == ["gender: column 'Gender' is not in the training file: fairness not reported for it"]
+    assert report.notes == ["gender: column 'Gender' is not in the training file: not reported"]

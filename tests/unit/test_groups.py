@@ -91,7 +91,7 @@ def test_a_file_without_the_group_columns_trains_and_says_fairness_was_skipped(
     assert report is not None
     assert [c.name for c in report.columns] == ["gender", "age_band"]
     assert report.notes == [
-        f"{name}: column {column!r} is not in the training file: fairness not reported for it"
+        f"{name}: column {column!r} is not in the training file: not reported"
         for name, column in (("disability", "Disability"), ("imd_band", "IMDBand"))
     ]
     assert result.holdout_groups is not None

@@ -153,7 +153,7 @@ def evaluate_fairness(
             _column_report(group.name, group.column, groups[group.name], target, scores, plan, threshold, order, rng)
         )
     flagged = [f"{c.name}={g.value}: {'; '.join(g.reasons)}" for c in columns for g in c.groups if g.flagged]
-    notes = [f"{note}: fairness not reported for it" for note in absent]
+    notes = [f"{note}: not reported" for note in absent]
     return FairnessReport(
         threshold=threshold,
         permutations=plan.permutations,

@@ -72,7 +72,10 @@ class RetrainOutcome:
 
     def _fairness(self) -> dict[str, Any]:
         report = self.manifest.evaluation.fairness
-        return {} if report is None else {"fairness_flags": report.flagged, "fairness_notes": report.notes}
+        if report is None:
+            return {}
+        groups = [column.name for column in report.columns]
+        return {"fairness_groups": groups, "fairness_flags": report.flagged, "fairness_notes": report.notes}
 
 
 @dataclass
