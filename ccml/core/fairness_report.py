@@ -39,6 +39,7 @@ class GroupColumnReport(_Model):
 
     name: str
     column: str
+    permutations: int = Field(description="permutations run: fewer than the setting once the flags were settled")
     groups: list[GroupMetrics]
     notes: list[str] = Field(default_factory=list)
 

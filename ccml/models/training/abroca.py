@@ -23,6 +23,8 @@ MAX_BINS: Final = 200
 # Cells per permutation chunk: bounds memory whatever the holdout size.
 _CHUNK_CELLS: Final = 4_000_000
 _EPS: Final = 1e-12
+# Permutations per chunk (fewer for large holdouts): the granularity of stopping early.
+_FIRST_CHUNK: Final = 50
 
 
 def _gather(values: Array, index: Array) -> Array:
@@ -50,18 +52,20 @@ def area_between(xa: Array, ya: Array, xb: Array, yb: Array) -> Array:
     ends = np.ones_like(new_value)
     ends[:, :-1] = new_value[:, 1:]
     last = np.flip(np.minimum.accumulate(np.flip(np.where(ends, positions, size), axis=1), axis=1), axis=1)
+    # An interval starts at the right limit of its left point and ends at the left limit of its right one.
+    last, first = last[:, :-1], first[:, 1:]
+    left, right = grid[:, :-1], grid[:, 1:]
     values = []
     for x, y, mine in ((xa, ya, order < k), (xb, yb, order >= k)):
         seen = np.cumsum(mine, axis=1)  # this curve's points at or before each grid position
         at_or_before = _gather(seen, last)
         before = np.where(first > 0, _gather(seen, np.maximum(first - 1, 0)), 0)
-        values.append((_value(x, y, grid, at_or_before, right=True), _value(x, y, grid, before, right=False)))
-    (a_right, a_left), (b_right, b_left) = values
-    start = (a_right - b_right)[:, :-1]
-    end = (a_left - b_left)[:, 1:]
+        values.append((_value(x, y, left, at_or_before, right=True), _value(x, y, right, before, right=False)))
+    (a_start, a_end), (b_start, b_end) = values
+    start, end = a_start - b_start, a_end - b_end
     total = np.abs(start) + np.abs(end)
     crossing = np.divide(start**2 + end**2, total, out=np.zeros_like(total), where=total > 0) / 2
-    area = np.where(start * end >= 0, total / 2, crossing) * np.diff(grid, axis=1)
+    area = np.where(start * end >= 0, total / 2, crossing) * (right - left)
     result: Array = area.sum(axis=1)
     return result
 
@@ -139,32 +143,53 @@ def group_stats(codes: Array, target: Array, bins: Bins, values: int) -> GroupSt
     return GroupStats(abroca.reshape(rows, values), fpr, fnr)
 
 
-def _p_values(observed: Array, null: Array) -> Array:
-    """(1 + #permutations at least as extreme) / (1 + permutations); an undefined permuted value counts
-    as extreme, so a group too small to measure is never significant by accident."""
-    extreme = np.isnan(null) | (null >= observed[None, :] - _EPS)
-    result: Array = (1 + extreme.sum(axis=0)) / (1 + len(null))
-    return np.where(np.isnan(observed), np.nan, result)
+def _exceedances(observed: Array, null: Array) -> Array:
+    """Permutations at least as extreme as observed, per group; an undefined permuted value counts as
+    extreme, so a group too small to measure is never significant by accident."""
+    result: Array = (np.isnan(null) | (null >= observed[None, :] - _EPS)).sum(axis=0)
+    return result
+
+
+_NAMES: Final = ("abroca", "fpr_gap", "fnr_gap")
 
 
 def permutation_stats(
-    codes: Array, target: Array, bins: Bins, values: int, permutations: int, rng: np.random.Generator
-) -> tuple[GroupStats, GroupStats]:
-    """Observed statistics and their permutation p-values (as a ``GroupStats`` of p-values)."""
+    codes: Array,
+    target: Array,
+    bins: Bins,
+    values: int,
+    permutations: int,
+    rng: np.random.Generator,
+    *,
+    needed: Array,
+    alpha: float,
+) -> tuple[GroupStats, GroupStats, int]:
+    """Observed statistics, their permutation p-values (a ``GroupStats`` of them) and the permutations run.
+
+    p = (1 + permutations at least as extreme) / (1 + permutations run). Permutations run in chunks
+    and stop early once no test marked in ``needed`` (groups x the three statistics) can still end
+    below ``alpha``, even if no later permutation were as extreme: the flags are settled then, and
+    the other p-values are estimates from the permutations run (most columns settle in one chunk).
+    """
     observed = group_stats(codes[None, :], target, bins, values)
-    chunk = max(1, _CHUNK_CELLS // max(1, len(codes)))
-    nulls: list[GroupStats] = []
-    for start in range(0, permutations, chunk):
-        rows = min(chunk, permutations - start)
+    chunk = max(1, min(_FIRST_CHUNK, _CHUNK_CELLS // max(1, len(codes))))
+    exceed = np.zeros((3, values))
+    done = 0
+    while done < permutations:
+        rows = min(chunk, permutations - done)
         shuffled = rng.permuted(np.tile(codes, (rows, 1)), axis=1)
-        nulls.append(group_stats(shuffled, target, bins, values))
-    if not nulls:
-        nan = np.full_like(observed.abroca[0], np.nan)
-        return observed, GroupStats(nan, nan, nan)
-    p = GroupStats(
-        *(
-            _p_values(getattr(observed, name)[0], np.concatenate([getattr(s, name) for s in nulls]))
-            for name in ("abroca", "fpr_gap", "fnr_gap")
-        )
-    )
-    return observed, p
+        null = group_stats(shuffled, target, bins, values)
+        for index, name in enumerate(_NAMES):
+            exceed[index] += _exceedances(getattr(observed, name)[0], getattr(null, name))
+        done += rows
+        open_tests = needed.T & ((1 + exceed) / (1 + permutations) < alpha)
+        if not open_tests.any():
+            break
+    if not done:
+        nan = np.full(values, np.nan)
+        return observed, GroupStats(nan, nan, nan), 0
+    p = [
+        np.where(np.isnan(getattr(observed, name)[0]), np.nan, (1 + exceed[i]) / (1 + done))
+        for i, name in enumerate(_NAMES)
+    ]
+    return observed, GroupStats(*p), done

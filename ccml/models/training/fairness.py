@@ -47,21 +47,70 @@ def _auc(target: Array, scores: Array) -> float | None:
     return float(roc_auc_score(target, scores)) if 0 < target.sum() < len(target) else None
 
 
+def _gaps(metrics: GroupMetrics, rest: dict[str, float | None], plan: FairnessPlan) -> tuple[bool, bool, bool]:
+    """Whether the group is behind the others by more than the settings: ROC AUC, FPR, FNR."""
+    auc, other_auc = metrics.roc_auc, rest["roc_auc"]
+    fpr, other_fpr = metrics.fpr, rest["fpr"]
+    fnr, other_fnr = metrics.fnr, rest["fnr"]
+    return (
+        auc is not None and other_auc is not None and other_auc - auc > plan.auc_gap,
+        fpr is not None and other_fpr is not None and fpr - other_fpr > plan.rate_gap,
+        fnr is not None and other_fnr is not None and fnr - other_fnr > plan.rate_gap,
+    )
+
+
 def _reasons(metrics: GroupMetrics, rest: dict[str, float | None], plan: FairnessPlan, alpha: float) -> list[str]:
     """Why a group falls behind: a gap beyond the setting that the permutation test says is not chance."""
+    auc_gap, fpr_gap, fnr_gap = _gaps(metrics, rest, plan)
     reasons: list[str] = []
-    auc, other = metrics.roc_auc, rest["roc_auc"]
     p = metrics.p_value
-    if auc is not None and other is not None and p is not None and other - auc > plan.auc_gap and p < alpha:
-        reasons.append(f"ROC AUC {auc:.3f} vs {other:.3f} for the others (ABROCA {metrics.abroca:.3f}, p={p:.3g})")
-    for name, label, who in (
-        ("fpr", "false positive rate", "more of its non-completers go unflagged"),
-        ("fnr", "false negative rate", "more of its completers are flagged at risk"),
+    if auc_gap and p is not None and p < alpha:
+        reasons.append(
+            f"ROC AUC {metrics.roc_auc:.3f} vs {rest['roc_auc']:.3f} for the others "
+            f"(ABROCA {metrics.abroca:.3f}, p={p:.3g})"
+        )
+    for gap, name, label, who in (
+        (fpr_gap, "fpr", "false positive rate", "more of its non-completers go unflagged"),
+        (fnr_gap, "fnr", "false negative rate", "more of its completers are flagged at risk"),
     ):
-        value, other, p = getattr(metrics, name), rest[name], getattr(metrics, f"{name}_p_value")
-        if value is not None and other is not None and p is not None and value - other > plan.rate_gap and p < alpha:
-            reasons.append(f"{label} {value:.3f} vs {other:.3f} for the others (p={p:.3g}): {who}")
+        p = getattr(metrics, f"{name}_p_value")
+        if gap and p is not None and p < alpha:
+            reasons.append(
+                f"{label} {getattr(metrics, name):.3f} vs {rest[name]:.3f} for the others (p={p:.3g}): {who}"
+            )
     return reasons
+
+
+def _group_metrics(
+    value: str, inside: Array, target: Array, scores: Array, predicted: Array, plan: FairnessPlan
+) -> tuple[GroupMetrics, dict[str, float | None]]:
+    """A group's numbers without the permutation tests, and the other rows' ROC AUC, FPR and FNR."""
+    t, s, hit = target[inside], scores[inside], predicted[inside]
+    notes = []
+    if t.min() == t.max():
+        notes.append(f"only {'completers' if t[0] else 'non-completers'}: no ROC AUC, ABROCA or p-value")
+    if inside.all():
+        notes.append("no other rows to compare with")
+    if inside.sum() < plan.min_group_size:
+        notes.append(f"fewer than {plan.min_group_size} rows: reported, never flagged")
+    metrics = GroupMetrics(
+        value=value,
+        size=int(inside.sum()),
+        positives=int(t.sum()),
+        selection_rate=float(hit.mean()),
+        roc_auc=_auc(t, s),
+        calibration_gap=float(s.mean() - t.mean()),
+        fpr=_rate(int((hit & (t == 0)).sum()), int((t == 0).sum())),
+        fnr=_rate(int((~hit & (t == 1)).sum()), int(t.sum())),
+        notes=notes,
+    )
+    others_target, others_hit = target[~inside], predicted[~inside]
+    rest = {
+        "roc_auc": _auc(others_target, scores[~inside]) if len(others_target) else None,
+        "fpr": _rate(int((others_hit & (others_target == 0)).sum()), int((others_target == 0).sum())),
+        "fnr": _rate(int((~others_hit & (others_target == 1)).sum()), int(others_target.sum())),
+    }
+    return metrics, rest
 
 
 def _column_report(
@@ -79,50 +128,34 @@ def _column_report(
     values += [MISSING_GROUP] if MISSING_GROUP in set(groups) else []
     if len(values) > MAX_GROUP_VALUES:
         note = f"{len(values)} distinct values (more than {MAX_GROUP_VALUES}): not a grouping, skipped"
-        return GroupColumnReport(name=name, column=column, groups=[], notes=[note])
+        return GroupColumnReport(name=name, column=column, permutations=0, groups=[], notes=[note])
     codes = pd.Categorical(groups, categories=values).codes.astype(np.int64)
-    bins = score_bins(scores, threshold)
-    observed, p = permutation_stats(codes, target, bins, len(values), plan.permutations, rng)
     predicted = scores >= threshold
     sizes = np.bincount(codes, minlength=len(values))
     # Bonferroni over the column's tests (three rules per group that can be flagged): a column of
     # many groups tests each more strictly, so alpha bounds the chance of any false flag in it.
     alpha = plan.alpha / max(1, RULES * int((sizes >= plan.min_group_size).sum()))
+    measured = [_group_metrics(v, codes == code, target, scores, predicted, plan) for code, v in enumerate(values)]
+    # Only a test whose gap is beyond its setting, in a group large enough, can flag: the others need no precision.
+    needed = np.array([_gaps(m, rest, plan) for m, rest in measured], dtype=bool).reshape(len(values), RULES)
+    needed &= (sizes >= plan.min_group_size)[:, None]
+    bins = score_bins(scores, threshold)
+    observed, p, done = permutation_stats(
+        codes, target, bins, len(values), plan.permutations, rng, needed=needed, alpha=alpha
+    )
     report: list[GroupMetrics] = []
-    for code, value in enumerate(values):
-        inside = codes == code
-        t, s, hit = target[inside], scores[inside], predicted[inside]
-        notes = []
-        if t.min() == t.max():
-            notes.append(f"only {'completers' if t[0] else 'non-completers'}: no ROC AUC, ABROCA or p-value")
-        if inside.all():
-            notes.append("no other rows to compare with")
-        if sizes[code] < plan.min_group_size:
-            notes.append(f"fewer than {plan.min_group_size} rows: reported, never flagged")
-        metrics = GroupMetrics(
-            value=value,
-            size=int(inside.sum()),
-            positives=int(t.sum()),
-            selection_rate=float(hit.mean()),
-            roc_auc=_auc(t, s),
-            calibration_gap=float(s.mean() - t.mean()),
-            fpr=_rate(int((hit & (t == 0)).sum()), int((t == 0).sum())),
-            fnr=_rate(int((~hit & (t == 1)).sum()), int(t.sum())),
-            abroca=_finite(observed.abroca[0, code]),
-            p_value=_finite(p.abroca[code]),
-            fpr_p_value=_finite(p.fpr_gap[code]),
-            fnr_p_value=_finite(p.fnr_gap[code]),
-            notes=notes,
+    for code, (metrics, rest) in enumerate(measured):
+        tested = metrics.model_copy(
+            update={
+                "abroca": _finite(observed.abroca[0, code]),
+                "p_value": _finite(p.abroca[code]),
+                "fpr_p_value": _finite(p.fpr_gap[code]),
+                "fnr_p_value": _finite(p.fnr_gap[code]),
+            }
         )
-        others_target, others_hit = target[~inside], predicted[~inside]
-        rest = {
-            "roc_auc": _auc(others_target, scores[~inside]) if len(others_target) else None,
-            "fpr": _rate(int((others_hit & (others_target == 0)).sum()), int((others_target == 0).sum())),
-            "fnr": _rate(int((~others_hit & (others_target == 1)).sum()), int(others_target.sum())),
-        }
-        reasons = _reasons(metrics, rest, plan, alpha) if sizes[code] >= plan.min_group_size else []
-        report.append(metrics.model_copy(update={"flagged": bool(reasons), "reasons": reasons}))
-    return GroupColumnReport(name=name, column=column, groups=report)
+        reasons = _reasons(tested, rest, plan, alpha) if sizes[code] >= plan.min_group_size else []
+        report.append(tested.model_copy(update={"flagged": bool(reasons), "reasons": reasons}))
+    return GroupColumnReport(name=name, column=column, permutations=done, groups=report)
 
 
 def _finite(value: float) -> float | None:
