@@ -188,3 +188,13 @@ def test_a_group_column_absent_from_the_file_is_a_note(schema: FeatureSchema) ->
     assert report.columns == []
     assert report.flagged == []
     assert report.notes == ["gender: column 'Gender' is not in the training file: not reported"]
+
+
+def test_permutations_stop_early_only_once_no_flag_can_change(schema: FeatureSchema) -> None:
+    plan = FairnessPlan(permutations=400)
+    fair = _report(schema, *_holdout(2000, seed=6), plan=plan)
+    assert fair.columns[0].permutations < plan.permutations
+    unfair = _report(schema, *_holdout(2000, seed=6, worse="c"), plan=plan)
+    assert unfair.columns[0].permutations == plan.permutations
+    c = _by_value(unfair)["c"]
+    assert c.p_value == pytest.approx(1 / (1 + plan.permutations))
