@@ -76,7 +76,7 @@ class Settings(BaseSettings):
         0.5, description="Probability at or above which the answer is Completed."
     )
     fairness_permutations: Annotated[int, Field(ge=0, le=100_000)] = Field(
-        500, description="Shuffles of group membership in the fairness permutation tests (0 = no tests)."
+        1000, description="Shuffles of group membership in the fairness permutation tests (0 = no tests)."
     )
     fairness_alpha: Annotated[float, Field(gt=0, lt=1)] = Field(
         0.05, description="Significance level of a group column's tests (split over its groups)."

@@ -32,7 +32,7 @@ RULES: Final = 3
 class FairnessPlan:
     """Settings of the fairness evaluation (``CCML_FAIRNESS_*``)."""
 
-    permutations: int = 500
+    permutations: int = 1000
     alpha: float = 0.05
     auc_gap: float = 0.05
     rate_gap: float = 0.05
