@@ -127,3 +127,21 @@ def test_training_on_the_sample_flags_the_known_disparities(schema: FeatureSchem
     imd = {g.value: g for g in report.columns[3].groups}
     assert imd["0-20%"].calibration_gap > 0.05  # the model over-predicts completion for the shifted band
     assert all(np.isfinite(g.calibration_gap) for c in report.columns for g in c.groups)
+
+
+def test_a_feature_true_group_is_both_a_model_input_and_reported_on(
+    sample_frame: pd.DataFrame, schema: FeatureSchema
+) -> None:
+    data = _builtin()
+    data["groups"] = [{"name": "device", "column": "DeviceType", "categories": [0, 1], "feature": True}]
+    device = FeatureSchema.from_dict(data)
+    table = validate(dataset_from_frame(sample_frame), device)
+    assert "device_type" in table.features.columns
+    assert table.groups is not None
+    plan = EvaluationPlan(fairness=EvaluationPlan().fairness.__class__(permutations=20))
+    report = train_and_evaluate(RandomForestTrainer(FAST_PARAMS["random_forest"]), table, plan).artifact.manifest
+    fairness = report.evaluation.fairness
+    assert fairness is not None
+    values = [g.value for g in fairness.columns[0].groups]
+    assert values[:2] == ["0", "1"]
+    assert set(values) <= {"0", "1", MISSING_GROUP}

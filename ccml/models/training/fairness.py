@@ -8,17 +8,21 @@ and ABROCA with permutation-test p-values (``ccml.models.training.abroca``). The
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+import structlog
 from sklearn.metrics import roc_auc_score
 
 from ccml.core.fairness_report import FairnessReport, GroupColumnReport, GroupMetrics
 from ccml.core.schema import FeatureSchema
 from ccml.models.training.abroca import permutation_stats, score_bins
 from ccml.models.training.groups import MISSING_GROUP
+
+log = structlog.get_logger(__name__)
 
 Array = np.ndarray[Any, Any]
 
@@ -176,6 +180,7 @@ def evaluate_fairness(
     """The fairness report of one holdout, or None when the schema declares no groups."""
     if not schema.groups:
         return None
+    started = time.perf_counter()
     rng = np.random.default_rng(random_state)
     columns = []
     for group in schema.groups:
@@ -187,6 +192,13 @@ def evaluate_fairness(
         )
     flagged = [f"{c.name}={g.value}: {'; '.join(g.reasons)}" for c in columns for g in c.groups if g.flagged]
     notes = [f"{note}: not reported" for note in absent]
+    log.info(
+        "fairness_evaluated",
+        columns=[c.name for c in columns],
+        flagged=flagged,
+        permutations=[c.permutations for c in columns],
+        seconds=round(time.perf_counter() - started, 3),
+    )
     return FairnessReport(
         threshold=threshold,
         permutations=plan.permutations,

@@ -51,5 +51,5 @@ def read_groups(frame: pd.DataFrame, schema: FeatureSchema) -> tuple[pd.DataFram
         if group.column not in frame.columns
     )
     if absent:
-        log.info("fairness_groups_absent", groups=list(absent))
+        log.info("fairness_groups_skipped", groups=list(absent))
     return (pd.DataFrame(found, dtype=object) if found else None), absent
