@@ -13,6 +13,7 @@ import pytest
 
 from ccml.core.errors import SchemaError
 from ccml.core.schema import FeatureSchema
+from ccml.models.training.fairness import FairnessPlan
 from ccml.models.training.fitting import EvaluationPlan, train_and_evaluate
 from ccml.models.training.groups import MISSING_GROUP
 from ccml.models.training.synthetic import generate
@@ -85,7 +86,7 @@ def test_a_file_without_the_group_columns_trains_and_says_fairness_was_skipped(
     table = validate(dataset_from_frame(frame), schema)
     assert table.groups is not None
     assert list(table.groups.columns) == ["gender", "age_band"]
-    plan = EvaluationPlan(fairness=EvaluationPlan().fairness.__class__(permutations=20))
+    plan = EvaluationPlan(fairness=FairnessPlan(permutations=20))
     result = train_and_evaluate(RandomForestTrainer(FAST_PARAMS["random_forest"]), table, plan)
     report = result.artifact.manifest.evaluation.fairness
     assert report is not None
@@ -138,7 +139,7 @@ def test_a_feature_true_group_is_both_a_model_input_and_reported_on(
     table = validate(dataset_from_frame(sample_frame), device)
     assert "device_type" in table.features.columns
     assert table.groups is not None
-    plan = EvaluationPlan(fairness=EvaluationPlan().fairness.__class__(permutations=20))
+    plan = EvaluationPlan(fairness=FairnessPlan(permutations=20))
     report = train_and_evaluate(RandomForestTrainer(FAST_PARAMS["random_forest"]), table, plan).artifact.manifest
     fairness = report.evaluation.fairness
     assert fairness is not None
