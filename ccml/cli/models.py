@@ -9,6 +9,7 @@ import typer
 
 from ccml.cli.common import JsonOption, emit, load_settings, models_app, user_errors
 from ccml.core.contracts import CHAMPION
+from ccml.core.fairness_report import FairnessReport
 
 
 # -- models ------------------------------------------------------------------------------
@@ -52,7 +53,10 @@ def models_show(ref: Annotated[str, typer.Argument(help="A version id or an alia
     from ccml.core.components import build_model_store
 
     store = build_model_store(load_settings())
-    manifest = store.manifest(store.resolve(ref)).model_dump(mode="json", by_alias=True)
+    stored = store.manifest(store.resolve(ref))
+    manifest = stored.model_dump(mode="json", by_alias=True)
+    if stored.evaluation.fairness is not None:
+        manifest["fairness_flags"] = stored.evaluation.fairness.flagged
     emit(manifest, True, str)
 
 
@@ -76,6 +80,50 @@ def models_report(
     path = out / f"{artifact.version}.html"
     path.write_bytes(page)
     typer.echo(str(path))
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def fairness_table(report: FairnessReport) -> str:
+    """The fairness report as text: one row per group, flagged groups marked, then the flags and notes."""
+    lines = [
+        f"{'GROUP':<24} {'SIZE':>5} {'POS':>5} {'ROC_AUC':>7} {'CAL_GAP':>7} {'FPR':>6} {'FNR':>6} {'ABROCA':>6} "
+        f"{'P':>5} {'P_FPR':>5} P_FNR"
+    ]
+    if not report.columns:
+        lines = ["no group column was in the training file"]
+    for column in report.columns:
+        for g in column.groups:
+            label = f"{column.name}={g.value}"
+            lines.append(
+                f"{label[:24]:<24} {g.size:>5} {g.positives:>5} {_number(g.roc_auc):>7} {g.calibration_gap:>+7.3f} "
+                f"{_number(g.fpr):>6} {_number(g.fnr):>6} {_number(g.abroca):>6} "
+                f"{_number(g.p_value):>5} {_number(g.fpr_p_value):>5} {_number(g.fnr_p_value):>5}"
+                + ("  FLAGGED" if g.flagged else "")
+            )
+    lines.append(f"threshold {report.threshold:g}, {report.permutations} permutations, alpha {report.alpha:g}")
+    lines += [f"flagged: {flag}" for flag in report.flagged] or ["flagged: none"]
+    lines += [f"note: {note}" for note in report.notes]
+    return "\n".join(lines)
+
+
+@models_app.command("fairness")
+@user_errors
+def models_fairness(
+    ref: Annotated[str, typer.Argument(help="A version id or an alias.")] = CHAMPION, as_json: JsonOption = False
+) -> None:
+    """A version's fairness report: per group, size, ROC AUC, calibration gap, FPR, FNR, ABROCA, p-value."""
+    from ccml.core.components import build_model_store
+
+    store = build_model_store(load_settings())
+    version = store.resolve(ref)
+    report = store.manifest(version).evaluation.fairness
+    if report is None:
+        emit(None, as_json, lambda: f"{version}: no fairness report (its schema declares no [[groups]])")
+        return
+    emit(report.model_dump(mode="json"), as_json, lambda: fairness_table(report))
 
 
 @models_app.command("promote")

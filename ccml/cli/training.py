@@ -110,6 +110,7 @@ def train(
         lines.append(f"rows      {summary['rows_used']} used, {summary['duplicates_dropped']} duplicates dropped")
         if summary["columns_ignored"]:
             lines.append(f"ignored   {', '.join(summary['columns_ignored'])} (not in the schema)")
+        lines += [f"fairness  {line}" for line in _fairness_lines(summary)]
         return "\n".join(lines)
 
     emit(summary, as_json, text)
@@ -132,8 +133,20 @@ def _summary_rows(summary: dict[str, Any], trainer: str) -> list[tuple[str, str]
     rows.append(("rows", f"{summary['rows_used']:,} used, {summary['duplicates_dropped']:,} duplicates dropped"))
     if summary["columns_ignored"]:
         rows.append(("ignored columns", f"{', '.join(summary['columns_ignored'])} (in the file, not in the schema)"))
+    rows += [("fairness", line) for line in _fairness_lines(summary)]
     rows.append(("seconds", f"{sum(summary['seconds'].values()):.1f}"))
     return rows
+
+
+def _fairness_lines(summary: dict[str, Any]) -> list[str]:
+    """The groups flagged (or that none was) and what was skipped; nothing when the schema declares no groups."""
+    if "fairness_flags" not in summary:
+        return []
+    if not summary["fairness_groups"]:
+        flags = ["no group column in the file"]
+    else:
+        flags = [f"flagged {flag}" for flag in summary["fairness_flags"]] or ["no group flagged (ccml models fairness)"]
+    return flags + [f"skipped {note}" for note in summary["fairness_notes"]]
 
 
 @app.command()

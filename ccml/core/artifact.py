@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ccml.core.decision import DecisionRule, ReliabilityCurve
 from ccml.core.errors import ArtifactIntegrityError
+from ccml.core.fairness_report import FairnessReport
 from ccml.core.model_files import ARTIFACT_FILES, PICKLE_FILE, SKOPS_FILE, dump_pipeline, load_pickle, load_pipeline
 from ccml.core.schema import FeatureSchema
 
@@ -93,11 +94,12 @@ class CrossValidation(_Model):
 
 
 class Evaluation(_Model):
-    """How a model scored: on the holdout, and in cross-validation when it was run."""
+    """How a model scored: on the holdout, in cross-validation, per group (``fairness``, left out when None)."""
 
     holdout: Metrics
     cross_validation: CrossValidation | None = None
     reliability: Annotated[ReliabilityCurve | None, Field(exclude_if=lambda curve: curve is None)] = None
+    fairness: Annotated[FairnessReport | None, Field(exclude_if=lambda report: report is None)] = None
 
 
 class HoldoutSpec(_Model):

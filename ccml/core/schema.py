@@ -165,8 +165,47 @@ class Synthetic(_Frozen):
     id_start: int = 1
 
 
+class GroupSynthetic(_Frozen):
+    """How the synthetic generator draws a group column and the disparity it builds in.
+
+    ``weights`` are the categories' frequencies; ``shift`` adds to a category's completion
+    log-odds (students with the same features complete less often); ``noise`` adds that much
+    extra noise (standard deviation) to a category's log-odds, so its features predict less.
+    """
+
+    weights: list[float] | None = None
+    shift: dict[str, float] = {}
+    noise: dict[str, Annotated[float, Field(ge=0)]] = {}
+
+
+class Group(_Frozen):
+    """A column the evaluation reports fairness on (gender, age band, deprivation band, ...).
+
+    By default (``feature = false``) it is not a model input: no feature may read its column.
+    ``feature = true`` says, deliberately, that the model also takes it: a ``[[features]]``
+    entry must then read the same column. ``categories`` (optional) lists the valid values;
+    other cells, and blank ones, are reported as the group "(missing)".
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
+    column: str
+    description: str = ""
+    categories: list[Category] | None = None
+    feature: bool = False
+    synthetic: GroupSynthetic = GroupSynthetic()
+
+    @model_validator(mode="after")
+    def _check_categories(self) -> Self:
+        if self.categories is not None and len(set(map(str, self.categories))) != len(self.categories):
+            raise ValueError(f"group {self.name!r}: categories must be unique")
+        return self
+
+
 class FeatureSchema(_Frozen):
-    """A dataset's features, target and ignored id columns."""
+    """A dataset's features, target, ignored id columns and the group columns fairness is reported on.
+
+    ``groups`` is left out of the dump when empty, so schemas without groups keep their fingerprint.
+    """
 
     name: str
     description: str = ""
@@ -174,17 +213,31 @@ class FeatureSchema(_Frozen):
     target: Target
     features: Annotated[list[Feature], Field(min_length=1)]
     synthetic: Synthetic = Synthetic()
+    groups: Annotated[list[Group], Field(exclude_if=lambda groups: not groups)] = []
 
     @model_validator(mode="after")
     def _check_unique(self) -> Self:
+        shared = [g.column for g in self.groups if not g.feature]
         for what, values in (
             ("feature names", [f.name for f in self.features]),
-            ("source columns", [f.column for f in self.features] + [self.target.column] + self.id_columns),
+            ("group names", [g.name for g in self.groups]),
+            ("source columns", [f.column for f in self.features] + [self.target.column] + self.id_columns + shared),
         ):
             duplicates = sorted({v for v in values if values.count(v) > 1})
             if duplicates:
                 raise ValueError(f"{what} must be unique; repeated: {duplicates}")
+        feature_columns = {f.column for f in self.features}
+        for group in self.groups:
+            if group.feature and group.column not in feature_columns:
+                raise ValueError(
+                    f"group {group.name!r}: feature = true needs a [[features]] entry reading column {group.column!r}"
+                )
         return self
+
+    @property
+    def group_columns(self) -> list[str]:
+        """Source columns of the declared groups (a training file may lack them: fairness is then skipped)."""
+        return [g.column for g in self.groups]
 
     @property
     def feature_names(self) -> list[str]:

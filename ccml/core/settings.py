@@ -95,6 +95,21 @@ class Settings(BaseSettings):
     explain_top: Annotated[int, Field(ge=1, le=100)] = Field(
         5, description="Factors per explanation (?explain=true, ccml predict --explain) unless ?top= says otherwise."
     )
+    fairness_permutations: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        1000, description="Shuffles of group membership in the fairness permutation tests (0 = no tests)."
+    )
+    fairness_alpha: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.05, description="Significance level of a group column's tests (split over its groups)."
+    )
+    fairness_auc_gap: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.05, description="A group's ROC AUC this far below the others' (and significant) is flagged."
+    )
+    fairness_rate_gap: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.05, description="A group's FPR or FNR this far above the others' (and significant) is flagged."
+    )
+    fairness_min_group_size: Annotated[int, Field(ge=1)] = Field(
+        30, description="Groups of fewer holdout rows are reported but never flagged."
+    )
 
     # Activity logs
     log_engine: Literal["duckdb", "spark"] = Field(

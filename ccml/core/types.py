@@ -43,6 +43,11 @@ class ValidatedTable:
     # CSV columns that are neither features, the target nor id columns: not used, and shown
     # to the user (a column the schema forgot looks exactly like this).
     columns_ignored: tuple[str, ...] = ()
+    # The declared group columns found in the file (named as the groups, values as text, bad or
+    # blank cells as MISSING_GROUP), row for row with ``features``; never model inputs themselves.
+    groups: pd.DataFrame | None = None
+    # Declared groups whose column the file lacks, with why: fairness skips them.
+    groups_absent: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -62,6 +67,8 @@ class TrainingResult:
     holdout_scores: np.ndarray[Any, np.dtype[np.float64]] | None = None
     # The mean estimator input over the training part (a linear model's explanations start there).
     input_means: np.ndarray[Any, np.dtype[np.float64]] | None = None
+    # The holdout rows' group values (see ``ValidatedTable.groups``), for the fairness evaluation.
+    holdout_groups: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)

@@ -298,7 +298,9 @@ def test_arbitrary_field_values_get_200_or_422_never_a_500(
 
     response = post_raw(client, "/predict", record)
 
-    assert response.status_code in {200, 422}, response.text
+    # Nested values can outgrow the test's small body limit: 413 then, and only then.
+    too_large = len(json.dumps(record).encode()) > MAX_BODY
+    assert response.status_code in ({413} if too_large else {200, 422}), response.text
     if response.status_code == 422:
         fields = {error["field"].split(".")[0] for error in response.json()["errors"]}
         assert fields <= set(SCHEMA.feature_names) | set(replaced)

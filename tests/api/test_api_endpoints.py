@@ -125,6 +125,16 @@ def test_model_returns_the_champion_manifest(served: Served) -> None:
     assert datetime.fromisoformat(body["created_at"]) == stored.created_at
 
 
+def test_model_lists_the_fairness_flags_of_the_stored_report(served: Served) -> None:
+    body = served.client.get("/model").json()
+
+    report = served.store.manifest(served.version).evaluation.fairness
+    assert report is not None, "the built-in schema declares groups: every version has a fairness report"
+    assert body["fairness_flags"] == report.flagged
+    assert body["evaluation"]["fairness"]["flagged"] == report.flagged
+    assert [c["name"] for c in body["evaluation"]["fairness"]["columns"]] == [g.name for g in served.schema.groups]
+
+
 def test_metrics_are_prometheus_text_with_every_family(served: Served) -> None:
     served.client.post("/predict", json=served.schema.example_record())
 

@@ -23,7 +23,7 @@ from ccml.models.training.fitting import with_files
 from tests import browser as browser_tools
 from tests.browser import RENDER_TIMEOUT_S, severe_entries
 
-SECTIONS = ["summary", "metrics", "curves", "calibration", "confusion", "importance", "data", "notes"]
+SECTIONS = ["summary", "metrics", "curves", "calibration", "confusion", "importance", "data", "fairness", "notes"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -99,7 +99,9 @@ def test_the_report_renders_in_a_real_browser(
                 )
                 assert drawn, image.get_attribute("alt")
             headings = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
-            assert {"Metrics", "ROC and precision-recall", "Calibration", "Permutation importance"} <= set(headings)
+            assert {"Metrics", "ROC and precision-recall", "Calibration", "Permutation importance", "Fairness"} <= set(
+                headings
+            )
             assert severe_entries(browser) == []
     finally:
         server.stop()

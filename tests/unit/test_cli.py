@@ -164,6 +164,8 @@ def reads(trained: Trained, first_version: str) -> dict[str, Result]:
             "list json": (("models", "list", "--json"), {}),
             "show version": (("models", "show", first_version), {}),
             "show unknown": (("models", "show", "20990101T000000.000000Z"), {}),
+            "fairness": (("models", "fairness", first_version), {}),
+            "fairness json": (("models", "fairness", "--json"), {}),
             "predict object": (("predict", example, "--json"), {}),
             "predict list": (("predict", json.dumps(records), "--model", first_version, "--json"), {}),
             "predict csv": (("predict", str(csv), "--limit", "4", "--json"), {}),
@@ -187,7 +189,8 @@ def reads(trained: Trained, first_version: str) -> dict[str, Result]:
 # -- data sample ---------------------------------------------------------------------------
 def test_data_sample_writes_the_seeded_synthetic_file(trained: Trained) -> None:
     written = pd.read_csv(trained.sample)
-    assert list(written.columns) == [*SCHEMA.id_columns, *SCHEMA.columns]
+    features = [f.column for f in SCHEMA.features]
+    assert list(written.columns) == [*SCHEMA.id_columns, *features, *SCHEMA.group_columns, SCHEMA.target.column]
     assert len(written) == SAMPLE_ROWS
     assert trained.sample.read_text() == generate(SCHEMA, SAMPLE_ROWS, SAMPLE_SEED).to_csv(index=False)
 
@@ -235,6 +238,22 @@ def test_models_show_prints_the_manifest_of_a_version(reads: dict[str, Result], 
     assert manifest["files"]
     assert manifest["promotion"]["promoted"]
     assert manifest["data"]["rows_used"] == SAMPLE_ROWS
+
+
+def test_models_show_and_fairness_print_the_fairness_report_and_its_flags(
+    reads: dict[str, Result], first_version: str
+) -> None:
+    shown = reads["show version"].json()
+    report = shown["evaluation"]["fairness"]
+    assert shown["fairness_flags"] == report["flagged"]
+    assert reads["fairness json"].code == 0
+    assert {c["name"] for c in reads["fairness json"].json()["columns"]} == {g.name for g in SCHEMA.groups}
+    table = reads["fairness"]
+    assert table.code == 0, table.stderr
+    rows = [line.split()[0] for line in table.stdout.splitlines()[1:] if "=" in line.split()[0]]
+    expected = [f"{c['name']}={g['value']}" for c in report["columns"] for g in c["groups"]]
+    assert rows == [label[:24] for label in expected]
+    assert table.stdout.count("FLAGGED") == sum(g["flagged"] for c in report["columns"] for g in c["groups"])
 
 
 def test_models_show_unknown_version_is_a_user_error(reads: dict[str, Result]) -> None:

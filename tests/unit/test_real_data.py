@@ -58,6 +58,11 @@ def test_small_forest_on_engagement_data_reaches_a_strong_holdout_auc(
     result = fit(RandomForestTrainer({"n_estimators": 30, "n_jobs": 1}), table)
     # The published reference forest is around 0.95 accuracy; a small forest must still be strong.
     assert result.artifact.manifest.evaluation.holdout.roc_auc >= 0.9
+    # The file has no demographics: the declared groups are skipped with a note each, not an error.
+    fairness = result.artifact.manifest.evaluation.fairness
+    assert fairness is not None
+    assert fairness.columns == []
+    assert [note.split(":")[0] for note in fairness.notes] == [g.name for g in table.schema.groups]
 
 
 def test_kdd_file_validates_with_the_example_schema() -> None:

@@ -22,7 +22,10 @@ def frame(schema: FeatureSchema) -> pd.DataFrame:
 
 
 def test_columns_are_the_schema_columns_with_ids(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    assert list(frame.columns) == [*schema.id_columns, *(f.column for f in schema.features), schema.target.column]
+    groups = [g.column for g in schema.groups]
+    assert groups, "the built-in schema declares group columns"
+    expected = [*schema.id_columns, *(f.column for f in schema.features), *groups, schema.target.column]
+    assert list(frame.columns) == expected
     assert len(frame) == ROWS
     assert frame[schema.id_columns[0]].is_unique
 

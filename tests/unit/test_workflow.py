@@ -93,6 +93,8 @@ def test_retraining_on_the_same_data_gives_an_equal_model_that_is_promoted(
 def test_worse_model_on_noisier_data_is_not_promoted_and_champion_unchanged(
     settings: Settings, store: LocalModelStore, sample_frame: pd.DataFrame, schema: FeatureSchema, tmp_path: Path
 ) -> None:
+    # A floor below the stump's score: the champion, not the floor, must be what refuses it.
+    settings = settings.model_copy(update={"promotion_floor": 0.5})
     champion = _workflow(settings, store).run(_write(sample_frame, tmp_path / "clean.csv"))
     noisy = _noisier(generate(schema, 1000, seed=99), schema, share=0.2, seed=1)
     outcome = _workflow(settings, store, params=STUMP).run(_write(noisy, tmp_path / "noisy.csv"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from ccml.core.settings import ThresholdPolicy
 from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.training.evaluation import compute_metrics, cross_validate, holdout_split, reliability_curve
 from ccml.models.training.explainer_export import training_input_means
+from ccml.models.training.fairness import FairnessPlan, evaluate_fairness
 from ccml.models.training.thresholds import THRESHOLD_FOLDS, choose_threshold, out_of_fold_scores
 
 log = structlog.get_logger(__name__)
@@ -40,6 +41,7 @@ class EvaluationPlan:
     threshold: float = 0.5
     threshold_policy: ThresholdPolicy = "fixed"
     threshold_target: float | None = None
+    fairness: FairnessPlan = field(default_factory=FairnessPlan)
 
 
 def with_files(manifest: Manifest, files: Mapping[str, bytes], pipeline: Any = None) -> ModelArtifact:
@@ -85,6 +87,17 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
     holdout_target = table.target[holdout]
     scores = np.asarray(model.predict_proba(holdout_features), dtype=np.float64)
     decision = _decision_rule(trainer, table, train, plan)
+    holdout_groups = None if table.groups is None else table.groups.iloc[holdout].reset_index(drop=True)
+    fairness = evaluate_fairness(
+        table.schema,
+        holdout_groups,
+        table.groups_absent,
+        holdout_target,
+        scores,
+        threshold=decision.threshold,
+        plan=plan.fairness,
+        random_state=plan.random_state,
+    )
     manifest = Manifest(
         trainer=trainer.name,
         params=model.params,
@@ -105,13 +118,20 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
             holdout=compute_metrics(holdout_target, scores, decision.threshold),
             cross_validation=cv,
             reliability=reliability_curve(holdout_target, scores),
+            fairness=fairness,
         ),
         calibration=getattr(model, "calibration", None),
         decision=decision,
     )
     artifact = with_files(manifest, model.files(), getattr(model, "pipeline", None))
     return TrainingResult(
-        artifact, holdout_features, holdout_target, model=model, holdout_scores=scores, input_means=means
+        artifact,
+        holdout_features,
+        holdout_target,
+        model=model,
+        holdout_scores=scores,
+        input_means=means,
+        holdout_groups=holdout_groups,
     )
 
 

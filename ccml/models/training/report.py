@@ -8,7 +8,6 @@ and noted in the manifest (``notes.report``); it never costs the version.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -31,7 +30,6 @@ def attach_report(
     alias: str,
     *,
     random_state: int = 42,
-    extra_sections: Sequence[Callable[[ReportInputs], str]] = (),
 ) -> TrainingResult:
     """``result`` with ``manifest`` (the decided one) and the report among its files."""
     files = dict(result.artifact.files)
@@ -49,7 +47,7 @@ def attach_report(
             ),
             horizons=horizon_points(store, manifest, alias),
         )
-        files[REPORT_FILE] = render(inputs, extra_sections).encode()
+        files[REPORT_FILE] = render(inputs).encode()
     except Exception as exc:  # the report's boundary: the version is worth more than its page
         log.warning("report_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         notes["report"] = f"not written: {type(exc).__name__}: {str(exc)[:300]}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from ccml.core.artifact import Manifest, Metrics
@@ -134,8 +134,60 @@ def _data(manifest: Manifest) -> str:
     )
 
 
-def render(inputs: ReportInputs, extra_sections: Sequence[Callable[[ReportInputs], str]] = ()) -> str:
-    """The report page of ``inputs`` as HTML text; ``extra_sections`` add sections at the end."""
+def _fairness(manifest: Manifest) -> str:
+    report = manifest.evaluation.fairness
+    if report is None:
+        return ""
+    parts = [
+        f"<p>At threshold {report.threshold:.4f}; ABROCA p-values from up to {report.permutations:,} "
+        f"permutations of group membership; a group falls behind when its ROC AUC is more than "
+        f"{report.auc_gap:g} below the other rows', or its false positive or negative rate more than "
+        f"{report.rate_gap:g} above theirs, significantly (family-wise alpha {report.alpha:g} per column), "
+        f"with at least {report.min_group_size} rows.</p>"
+    ]
+    flagged = report.flagged or ["none"]
+    parts.append(
+        "<p><strong>Flagged:</strong></p><ul>"
+        + "".join(f'<li class="{"flag" if report.flagged else "muted"}">{_e(text)}</li>' for text in flagged)
+        + "</ul>"
+    )
+    for column in report.columns:
+        values = [g.value for g in column.groups]
+        bars = figures.group_bars(
+            f"{column.name} ({column.column})",
+            values,
+            {
+                "ROC AUC": [g.roc_auc for g in column.groups],
+                "FPR": [g.fpr for g in column.groups],
+                "FNR": [g.fnr for g in column.groups],
+            },
+        )
+        rows = [
+            (
+                _e(g.value) + (' <span class="flag">flagged</span>' if g.flagged else ""),
+                _number(g.size),
+                _number(g.positives),
+                _number(g.roc_auc),
+                _number(g.calibration_gap),
+                _number(g.fpr),
+                _number(g.fnr),
+                _number(g.abroca),
+                _number(g.p_value),
+                _e("; ".join([*g.reasons, *g.notes])),
+            )
+            for g in column.groups
+        ]
+        header = ["group", "size", "completed", "ROC AUC", "calibration gap", "FPR", "FNR", "ABROCA", "p", "why"]
+        parts.append(
+            f"<h3>{_e(column.name)}</h3>" + _image(bars, f"{column.name}: metrics per group") + _table(header, rows)
+        )
+        parts.extend(f'<p class="muted">{_e(note)}</p>' for note in column.notes)
+    parts.extend(f'<p class="muted">{_e(note)}</p>' for note in report.notes)
+    return _section("fairness", "Fairness", "".join(parts))
+
+
+def render(inputs: ReportInputs) -> str:
+    """The report page of ``inputs`` as HTML text."""
     manifest = inputs.manifest
     labels = [str(label) for label in manifest.schema_["target"].get("labels", ["Not Completed", "Completed"])]
     holdout: Metrics = manifest.evaluation.holdout
@@ -166,7 +218,7 @@ def render(inputs: ReportInputs, extra_sections: Sequence[Callable[[ReportInputs
         body = _image(figures.horizons(inputs.horizons), "scores by horizon")
         table = _table(["day", "version", "ROC AUC", "PR AUC"], points, 2)
         parts.append(_section("horizons", "Horizons", body + table))
-    parts.extend(section(inputs) for section in extra_sections)
+    parts.append(_fairness(manifest))
     notes = [(_e(k), _e(v)) for k, v in sorted(manifest.notes.items())]
     if notes:
         parts.append(_section("notes", "Notes", _table(["", ""], notes, numeric_from=2)))

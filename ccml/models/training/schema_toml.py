@@ -80,6 +80,12 @@ def render_schema(draft: InferredSchema, *, source: str) -> str:
     ]
     for feature in schema.features:
         lines += _feature_lines(feature, draft)
+    lines += [
+        "",
+        "# Fairness: columns to report on per group (gender, age band, ...) go in [[groups]] tables",
+        '# (name, column, optional categories; README "Fairness report"). A column used as a group',
+        "# only is not a model input: move it out of [[features]] (or say feature = true on the group).",
+    ]
     text = "\n".join(lines) + "\n"
     loaded = FeatureSchema.from_toml(text, origin="the drafted schema")
     if loaded != schema:

@@ -10,7 +10,12 @@ The generative model (each feature's parameters come from its ``synthetic`` hint
 3. Completion log-odds are ``b + sum_j w_j * s_j + noise * n`` where ``s_j`` is feature j's
    standardized uniform score, ``w_j`` its ``weight`` and ``n ~ N(0, 1)``; ``b`` is solved so
    the expected completion share equals ``positive_rate``. Completion is then a Bernoulli draw.
-4. Each feature cell goes missing with probability ``missing_rate``.
+4. Each declared group with categories (gender, age band, ...) is drawn from its ``weights``,
+   independently of engagement, from a generator of its own (so the features are the same with
+   or without groups); a group value's ``shift`` is added to its students' completion log-odds
+   and its ``noise`` draws extra log-odds noise for them: the known disparity the fairness
+   report should find. Groups without categories are not generated.
+5. Each feature and group cell goes missing with probability ``missing_rate``.
 
 Because completion is a noisy function of noisy features, a model reaches a meaningful but
 imperfect ROC AUC (about 0.85 on the built-in schema).
@@ -94,6 +99,8 @@ def generate(schema: FeatureSchema, rows: int, seed: int = 0) -> pd.DataFrame:
             values = np.round(low + uniform * (high - low), 4)
         columns[feature.column] = values
 
+    group_columns = _draw_groups(schema, rows, seed, logits)
+    columns.update(group_columns)
     logits += hints.noise * rng.standard_normal(rows)
     logits += _solve_intercept(logits, hints.positive_rate)
     completed = rng.random(rows) < _sigmoid(logits)
@@ -105,4 +112,32 @@ def generate(schema: FeatureSchema, rows: int, seed: int = 0) -> pd.DataFrame:
         for feature in schema.features:
             holes = rng.random(rows) < hints.missing_rate
             frame[feature.column] = frame[feature.column].astype(object).where(~holes, None)
+        holes_rng = np.random.default_rng([seed, 2])
+        for column in group_columns:
+            holes = holes_rng.random(rows) < hints.missing_rate
+            frame[column] = frame[column].astype(object).where(~holes, None)
     return frame
+
+
+def _draw_groups(schema: FeatureSchema, rows: int, seed: int, logits: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """The groups' columns; adds each group value's ``shift`` and ``noise`` to ``logits`` in place."""
+    rng = np.random.default_rng([seed, 1])
+    columns: dict[str, Any] = {}
+    for group in schema.groups:
+        if group.categories is None or group.feature:  # a feature's column is drawn as the feature
+            continue
+        spec = group.synthetic
+        weights = np.asarray(spec.weights or [1.0] * len(group.categories), dtype=float)
+        if len(weights) != len(group.categories):
+            raise SchemaError(f"group {group.name}: synthetic weights must match its categories")
+        unknown = sorted((set(spec.shift) | set(spec.noise)) - {str(c) for c in group.categories})
+        if unknown:
+            raise SchemaError(f"group {group.name}: synthetic shift/noise name unknown categories {unknown}")
+        picks = rng.choice(len(group.categories), size=rows, p=weights / weights.sum())
+        values = np.asarray(group.categories, dtype=object)[picks]
+        extra = rng.standard_normal(rows)
+        for position, category in enumerate(group.categories):
+            members = picks == position
+            logits[members] += spec.shift.get(str(category), 0.0) + spec.noise.get(str(category), 0.0) * extra[members]
+        columns[group.column] = values
+    return columns

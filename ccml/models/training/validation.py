@@ -11,6 +11,7 @@ import structlog
 from ccml.core.errors import DataValidationError, ValidationIssue
 from ccml.core.schema import Feature, FeatureSchema
 from ccml.core.types import Dataset, ValidatedTable
+from ccml.models.training.groups import read_groups
 
 log = structlog.get_logger(__name__)
 
@@ -210,7 +211,7 @@ def validate(dataset: Dataset, schema: FeatureSchema, *, min_rows: int = 50) -> 
     missing_columns = [column for column in schema.columns if column not in frame.columns]
     for column in missing_columns:
         issues.add(column, "required column is missing")
-    known = set(schema.columns) | set(schema.id_columns)
+    known = set(schema.columns) | set(schema.id_columns) | set(schema.group_columns)
     ignored = [_cut(str(c)) for c in frame.columns if c not in known]
     if ignored:
         log.warning("columns_ignored", columns=ignored[:MAX_ISSUES_REPORTED], count=len(ignored))
@@ -252,6 +253,7 @@ def validate(dataset: Dataset, schema: FeatureSchema, *, min_rows: int = 50) -> 
     if issues.items:
         raise DataValidationError(_bounded(issues.items))
     table = pd.DataFrame(features).reset_index(drop=True)
+    groups, absent = read_groups(deduplicated, schema)
     log.info("data_validated", rows_read=rows_read, duplicates_dropped=duplicates, rows_used=len(table))
     return ValidatedTable(
         features=table,
@@ -262,4 +264,6 @@ def validate(dataset: Dataset, schema: FeatureSchema, *, min_rows: int = 50) -> 
         rows_read=rows_read,
         duplicates_dropped=duplicates,
         columns_ignored=tuple(ignored),
+        groups=groups,
+        groups_absent=absent,
     )

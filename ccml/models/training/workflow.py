@@ -27,6 +27,7 @@ from ccml.core.settings import Settings
 from ccml.core.types import TrainingResult
 from ccml.models.training.evaluation import compute_metrics, metric_value
 from ccml.models.training.export import export_for_serving
+from ccml.models.training.fairness import FairnessPlan
 from ccml.models.training.fitting import EvaluationPlan, train_and_evaluate
 from ccml.models.training.gate import PromotionGate
 from ccml.models.training.report import attach_report
@@ -71,7 +72,14 @@ class RetrainOutcome:
             "duplicates_dropped": self.manifest.data.duplicates_dropped,
             "columns_ignored": list(self.manifest.data.columns_ignored),
             "seconds": self.seconds,
-        }
+        } | self._fairness()
+
+    def _fairness(self) -> dict[str, Any]:
+        report = self.manifest.evaluation.fairness
+        if report is None:
+            return {}
+        groups = [column.name for column in report.columns]
+        return {"fairness_groups": groups, "fairness_flags": report.flagged, "fairness_notes": report.notes}
 
 
 @dataclass
@@ -116,6 +124,13 @@ class RetrainWorkflow:
                 threshold=settings.decision_threshold,
                 threshold_policy=settings.threshold_policy,
                 threshold_target=settings.threshold_target,
+                fairness=FairnessPlan(
+                    permutations=settings.fairness_permutations,
+                    alpha=settings.fairness_alpha,
+                    auc_gap=settings.fairness_auc_gap,
+                    rate_gap=settings.fairness_rate_gap,
+                    min_group_size=settings.fairness_min_group_size,
+                ),
             ),
             min_rows=settings.min_rows,
         )
