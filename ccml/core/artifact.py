@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ccml.core.drift import DriftReference
 from ccml.core.errors import ArtifactIntegrityError
 from ccml.core.model_files import ARTIFACT_FILES, PICKLE_FILE, SKOPS_FILE, dump_pipeline, load_pickle, load_pipeline
 from ccml.core.schema import FeatureSchema
@@ -162,6 +163,9 @@ class Manifest(_Model):
     files: dict[str, ArtifactFile] = Field(default_factory=dict)
     notes: dict[str, str] = Field(default_factory=dict)
     promotion: PromotionDecision | None = None
+    # Each feature's training distribution, for drift monitoring (ccml.core.drift). Left out when
+    # None, so manifests written before the field existed dump (and verify) as before.
+    reference: Annotated[DriftReference | None, Field(exclude_if=lambda reference: reference is None)] = None
     signature: str | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

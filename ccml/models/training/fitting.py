@@ -21,6 +21,7 @@ from ccml.core.artifact import ArtifactFile, DataInfo, Evaluation, Manifest, Mod
 from ccml.core.contracts import Trainer
 from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.training.evaluation import compute_metrics, cross_validate, holdout_split
+from ccml.models.training.reference import build_reference
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +70,8 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
             seconds=round(time.perf_counter() - started, 2),
         )
     started = time.perf_counter()
-    model = trainer.fit(table.features.iloc[train].reset_index(drop=True), table.target[train], table.schema)
+    train_features = table.features.iloc[train].reset_index(drop=True)
+    model = trainer.fit(train_features, table.target[train], table.schema)
     log.info("model_fitted", trainer=trainer.name, rows=len(train), seconds=round(time.perf_counter() - started, 2))
     holdout_features = table.features.iloc[holdout].reset_index(drop=True)
     holdout_target = table.target[holdout]
@@ -90,6 +92,7 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
         ),
         holdout=spec,
         evaluation=Evaluation(holdout=compute_metrics(holdout_target, scores, plan.threshold), cross_validation=cv),
+        reference=build_reference(table.schema, train_features),
     )
     artifact = with_files(manifest, model.files(), getattr(model, "pipeline", None))
     return TrainingResult(artifact, holdout_features, holdout_target, model=model, holdout_scores=scores)
