@@ -37,6 +37,7 @@ from ccml.api.deps import live_predictor
 from ccml.api.errors import response_for
 from ccml.api.metrics import ApiMetrics
 from ccml.core.contracts import Predictor
+from ccml.models.serving.drift import DriftMonitor
 from ccml.models.serving.watcher import ChampionWatcher
 
 PATH = "/predict"
@@ -123,14 +124,22 @@ async def _respond(
 
 
 class PredictEndpoint:
-    """One record in, ``{prediction, probability, model_version}`` out, from the live model."""
+    """One record in, ``{prediction, probability, model_version}`` out, from the live model; the record
+    goes into the drift summary (``drift``) once scored."""
 
     path = PATH  # the route label RequestContextMiddleware reads for metrics and logs
 
-    def __init__(self, watcher: ChampionWatcher, metrics: ApiMetrics, record_model: type[BaseModel]) -> None:
+    def __init__(
+        self,
+        watcher: ChampionWatcher,
+        metrics: ApiMetrics,
+        record_model: type[BaseModel],
+        drift: DriftMonitor | None = None,
+    ) -> None:
         self.watcher = watcher
         self.metrics = metrics
         self.record_model = record_model
+        self.drift = drift
 
     def answer(self, body: bytes, content_type: str | None, scope: Scope) -> dict[str, Any]:
         """Return the answer to one ``/predict`` body, counted in the metrics.
@@ -143,6 +152,8 @@ class PredictEndpoint:
         predictor = live_predictor(self.watcher, scope)
         answer = count_and_label(predictor, self.metrics, predictor.predict_one(record))
         answer["model_version"] = predictor.version
+        if self.drift is not None:
+            self.drift.record(predictor, record)
         return answer
 
     def content(self, body: bytes, content_type: str | None, scope: Scope) -> bytes:
@@ -161,14 +172,22 @@ class PredictEndpoint:
 
 class BatchEndpoint:
     """``{"instances": [...]}`` in, ``{predictions: [{prediction, probability}], model_version}`` out, in
-    request order, every answer from one model call of the live model."""
+    request order, every answer from one model call of the live model; the records go into the drift
+    summary (``drift``) once scored."""
 
     path = BATCH_PATH
 
-    def __init__(self, watcher: ChampionWatcher, metrics: ApiMetrics, batch_model: type[BaseModel]) -> None:
+    def __init__(
+        self,
+        watcher: ChampionWatcher,
+        metrics: ApiMetrics,
+        batch_model: type[BaseModel],
+        drift: DriftMonitor | None = None,
+    ) -> None:
         self.watcher = watcher
         self.metrics = metrics
         self.batch_model = batch_model
+        self.drift = drift
 
     def content(self, body: bytes, content_type: str | None, scope: Scope) -> bytes:
         """Return the JSON answer to one ``/predict/batch`` body, its labels counted in the metrics.
@@ -179,7 +198,10 @@ class BatchEndpoint:
         """
         instances = parse_body(self.batch_model, body, content_type).instances  # type: ignore[attr-defined]
         predictor = live_predictor(self.watcher, scope)
-        probabilities = predictor.predict_proba([vars(instance) for instance in instances]).tolist()
+        records = [vars(instance) for instance in instances]
+        probabilities = predictor.predict_proba(records).tolist()
+        if self.drift is not None:
+            self.drift.record_many(predictor, records)
         threshold = predictor.threshold
         negative, positive = (json.dumps(label, ensure_ascii=False) for label in predictor.labels)
         # repr(float) is what json.dumps writes for a float; the probabilities are finite, within [0, 1].

@@ -11,9 +11,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from ccml.api.bodies import BodyModels, HealthResponse, ReadyResponse, ReloadResponse
-from ccml.api.deps import MetricsDep, PredictorDep, WatcherDep
+from ccml.api.deps import DriftDep, MetricsDep, PredictorDep, WatcherDep
 from ccml.api.error_docs import ErrorDocs
 from ccml.api.metrics import CONTENT_TYPE
+from ccml.core.drift import DriftReport
 
 
 def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | None = None) -> APIRouter:
@@ -78,6 +79,17 @@ def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | N
     async def model(predictor: PredictorDep) -> dict[str, Any]:
         manifest: dict[str, Any] = predictor.artifact.manifest.model_dump(mode="json", by_alias=True)
         return manifest
+
+    @router.get(
+        "/drift",
+        response_model=DriftReport,
+        responses={**errors.no_model, **auth},
+        dependencies=protected,
+        tags=["operations"],
+        summary="Each feature's drift: the inputs scored since this version loaded against its training data (PSI)",
+    )
+    async def drift(predictor: PredictorDep, monitor: DriftDep) -> DriftReport:
+        return monitor.report(predictor)
 
     @router.get(
         "/metrics",
