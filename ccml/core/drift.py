@@ -1,17 +1,19 @@
 """Input drift: each feature's training distribution, its bins, and the population stability index.
 
 A version's manifest keeps, per feature, how its training rows fell into a fixed set of bins
-(``DriftReference``): quantile bins for numbers, one bin per category for categories. Live
-inputs are counted into the same bins (``FeatureBins``, NumPy only: the API uses it without the
-training stack) and compared with the reference by the population stability index::
+(``DriftReference``): quantile bins for numbers, one bin per category for categories, and the
+share of rows without a value. Live inputs are counted into the same bins (``FeatureBins``, NumPy
+only: the API uses it without the training stack) and compared with the reference by the
+population stability index over the values present::
 
     PSI = sum over bins of (a - e) * ln(a / e)
 
-with ``e`` the bin's share of the training rows and ``a`` its share of the live rows, each
-floored at ``EPSILON`` so an empty bin adds a large but finite term instead of infinity. Every
-term is >= 0 (``a - e`` and ``ln(a / e)`` share their sign), so PSI >= 0, and 0 only when the
-floored shares agree bin for bin. Missing values are a bin of their own: a feature that starts
-arriving blank drifts too.
+with ``e`` the bin's share of the training rows that have a value and ``a`` its share of the live
+ones, each floored at ``EPSILON`` so an empty bin adds a large but finite term instead of
+infinity. Every term is >= 0 (``a - e`` and ``ln(a / e)`` share their sign), so PSI >= 0, and 0
+only when the floored shares agree bin for bin. Missing values are compared apart (their live
+share next to the training one): the API requires every field, so its inputs never miss one,
+and a missing bin in the PSI would read as drift on every feature of data with gaps.
 """
 
 from __future__ import annotations
@@ -103,6 +105,10 @@ class FeatureBins:
         self.size = len(shares)
         self.missing = self.size - 1
         self.expected: Shares = np.asarray(shares, dtype=np.float64)
+        present = self.expected[: self.missing]
+        total = float(present.sum())
+        # The value bins' shares among the training rows with a value (what PSI compares).
+        self.expected_present: Shares = present / total if total > 0 else present
 
     def codes(self, values: Sequence[object]) -> np.ndarray[Any, np.dtype[np.intp]]:
         """The bin of each value (None and NaN: the missing bin; a category not listed: the unseen bin)."""
@@ -149,10 +155,11 @@ class FeatureDrift(_Model):
     """One feature's drift: its PSI (null without live rows), status, and the live rows it was measured on."""
 
     feature: str
-    psi: float | None
+    psi: float | None = Field(description="PSI of the live values against the training values (null without any).")
     status: FeatureStatus
-    rows: int
+    rows: int = Field(description="Live rows with a value for this feature: the PSI's sample.")
     missing: float | None = Field(description="Share of the live rows without a value (null without live rows).")
+    reference_missing: float = Field(description="Share of the training rows without a value.")
 
 
 class DriftReport(_Model):
@@ -180,10 +187,18 @@ def drift_report(
     features = []
     for name, feature_bins in bins.items():
         observed = counts[name]
-        psi = population_stability_index(feature_bins.expected, observed)
-        missing = float(observed[feature_bins.missing] / rows) if rows else None
+        present = observed[: feature_bins.missing]
+        psi = population_stability_index(feature_bins.expected_present, present)
+        with_value = int(present.sum())
         features.append(
-            FeatureDrift(feature=name, psi=psi, status=thresholds.status(psi, rows), rows=rows, missing=missing)
+            FeatureDrift(
+                feature=name,
+                psi=psi,
+                status=thresholds.status(psi, with_value),
+                rows=with_value,
+                missing=float(observed[feature_bins.missing] / rows) if rows else None,
+                reference_missing=float(feature_bins.expected[feature_bins.missing]),
+            )
         )
     overall: OverallStatus = "too_few_rows"
     if rows >= thresholds.min_rows:
