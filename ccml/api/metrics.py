@@ -66,7 +66,7 @@ class ApiMetrics:
             registry=self.registry,
             multiprocess_mode="liveall",
         )
-        self._drift_features: set[str] = set()
+        self._drift_features: dict[str, None] = {}  # every feature a gauge was set for, in schema order
         self._version: str | None = None
         self._by_label: dict[str, Any] = {}
         self._by_request: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -108,7 +108,7 @@ class ApiMetrics:
         """Set the drift gauges from ``report``; a feature without a PSI in it (none yet, or a version without
         a reference) reads NaN."""
         psi = {feature.feature: feature.psi for feature in report.features}
-        self._drift_features.update(psi)
+        self._drift_features.update(dict.fromkeys(psi))
         for name in list(self._drift_features):
             value = psi.get(name)
             self.drift_psi.labels(name).set(float("nan") if value is None else value)

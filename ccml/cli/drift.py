@@ -19,11 +19,14 @@ DRIFT_EXIT: Final = 3
 
 
 def _table(report: DriftReport, origin: str) -> str:
-    lines = [f"{'feature':<28} {'psi':>8}  {'status':<13} {'missing':>8}"]
+    lines = [f"{'feature':<28} {'psi':>8}  {'status':<13} {'rows':>7} {'missing':>8} {'in training':>12}"]
     for feature in report.features:
         psi = "-" if feature.psi is None else f"{feature.psi:.4f}"
         missing = "-" if feature.missing is None else f"{feature.missing:.1%}"
-        lines.append(f"{feature.feature:<28} {psi:>8}  {feature.status:<13} {missing:>8}")
+        lines.append(
+            f"{feature.feature:<28} {psi:>8}  {feature.status:<13} {feature.rows:>7,} {missing:>8} "
+            f"{feature.reference_missing:>12.1%}"
+        )
     lines.append(
         f"{report.status}: {report.rows:,} rows of {origin} against model {report.model_version} "
         f"(watch from PSI {report.watch_psi}, drift from {report.alert_psi}, at least {report.min_rows:,} rows)"

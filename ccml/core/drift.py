@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Annotated, Any, Final, Literal, Self
 
 import numpy as np
@@ -104,6 +105,7 @@ class FeatureBins:
             shares = [*reference.shares, reference.unseen, reference.missing]
         self.size = len(shares)
         self.missing = self.size - 1
+        self._index[None] = self.missing
         self.expected: Shares = np.asarray(shares, dtype=np.float64)
         present = self.expected[: self.missing]
         total = float(present.sum())
@@ -117,9 +119,15 @@ class FeatureBins:
             codes = np.searchsorted(self._edges, numbers, side="right")
             codes[np.isnan(numbers)] = self.missing
             return codes
-        unseen, missing, index = self.missing - 1, self.missing, self._index
-        found = [missing if value is None or value != value else index.get(value, unseen) for value in values]
-        return np.array(found, dtype=np.intp)
+        unseen = self.missing - 1
+        # One dict lookup per value in C (None is a key: the missing bin); only the few values that
+        # land in "unseen" are looked at again, since NaN (a float, so never a key) means missing.
+        codes = np.fromiter(map(self._index.get, values, repeat(unseen)), dtype=np.intp, count=len(values))
+        for position in np.flatnonzero(codes == unseen).tolist():
+            value = values[position]
+            if value != value:
+                codes[position] = self.missing
+        return codes
 
     def count(self, values: Sequence[object]) -> Counts:
         """How many of ``values`` fall into each bin."""
