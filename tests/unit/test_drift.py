@@ -21,8 +21,10 @@ from ccml.core.drift import (
     NumericReference,
     population_stability_index,
 )
+from ccml.core.errors import ConfigError
 from ccml.core.schema import FeatureSchema
-from ccml.core.types import TrainingResult
+from ccml.core.settings import Settings
+from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.serving.drift import DriftSummary
 from ccml.models.serving.records import records_from_frame
 from ccml.models.training.reference import build_reference
@@ -177,3 +179,19 @@ def test_with_too_few_rows_the_overall_status_says_so(schema: FeatureSchema, tra
     assert report["status"] == "too_few_rows"
     assert {f["status"] for f in report["features"]} == {"too_few_rows"}
     assert all(f["psi"] is not None for f in report["features"])  # measured, but not judged
+
+
+def test_the_training_rows_themselves_have_a_psi_of_zero(schema: FeatureSchema, table: ValidatedTable) -> None:
+    # The reference and the live summary count with the same bins: the same rows give the same shares.
+    reference = build_reference(schema, table.features)
+    summary = DriftSummary(reference)
+    summary.record_many(records_from_frame(table.features, schema))
+    report = summary.report(DriftThresholds(min_rows=1))
+    assert [f.psi for f in report.features] == pytest.approx([0.0] * len(schema.features), abs=1e-12)
+    assert [f.missing for f in report.features] == pytest.approx([f.reference_missing for f in report.features])
+
+
+def test_the_alert_threshold_must_be_above_the_watch_threshold() -> None:
+    with pytest.raises(ConfigError, match=r"CCML_DRIFT_ALERT_PSI: .*above CCML_DRIFT_WATCH_PSI"):
+        Settings.load(drift_watch_psi=0.3, drift_alert_psi=0.2)
+    assert Settings(drift_watch_psi=0.05, drift_alert_psi=0.5).drift_thresholds() == DriftThresholds(0.05, 0.5, 500)
