@@ -37,7 +37,7 @@ from tests.reliability.figures import record, scale
 MAX_EXAMPLES = scale(20, 500)
 KEY = "fuzz-key-0123456789"
 MODES: dict[str, str | None] = {"open": None, "api-key": KEY}
-OPERATIONS = 7
+OPERATIONS = 8  # every documented operation, GET /drift included
 
 
 @dataclass
@@ -132,4 +132,4 @@ def test_schemathesis_finds_no_failure(
         assert not refused
     else:
         # ignored_auth sent every protected operation's cases without the key, and each was refused.
-        assert refused == {"/predict", "/predict/batch", "/model", "/metrics", "/admin/reload"}, run.statuses
+        assert refused == {"/predict", "/predict/batch", "/model", "/drift", "/metrics", "/admin/reload"}, run.statuses
