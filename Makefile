@@ -28,7 +28,7 @@ run: install
 	@test -f $(SAMPLE) || $(CCML) data sample --rows 5000 --seed 7 --out $(SAMPLE)
 	@$(CCML) models show champion >/dev/null 2>&1 || $(CCML) train --data $(SAMPLE)
 	$(CCML) predict $(SAMPLE) --limit 3
-	@echo "serving on http://$(HOST):$(PORT) (Swagger UI: http://$(HOST):$(PORT)/docs); Ctrl+C stops"
+	@echo "serving on http://$(HOST):$(PORT) (Swagger UI: /docs, the model's report: /model/report); Ctrl+C stops"
 	$(CCML) serve --host $(HOST) --port $(PORT)
 
 lint: install

@@ -168,6 +168,10 @@ assert result["status"] == "trained" and result["promoted"], result
 assert [m["version"] for m in models if "champion" in m["aliases"]] == [result["version"]], models
 PYCODE
 log "lambda trained and promoted a champion in the bucket"
+# The report is drawn inside the image (matplotlib; in Lambda its cache goes to HOME=/tmp).
+"$CCML" models report champion --out "$WORK/report" >/dev/null \
+    || { log "the lambda image saved no evaluation report with the version"; exit 1; }
+log "lambda wrote the version's evaluation report: $(du -k "$WORK"/report/*.html | cut -f1) KB"
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/results

@@ -6,7 +6,7 @@ the route signatures at decoration time, and the body types are built at run tim
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -15,6 +15,14 @@ from ccml.api.deps import DriftDep, MetricsDep, PredictorDep, WatcherDep
 from ccml.api.error_docs import ErrorDocs
 from ccml.api.metrics import CONTENT_TYPE
 from ccml.core.drift import DriftReport
+from ccml.core.model_files import REPORT_FILE
+
+# The report is a page from the store: it may show images inlined as data and its own styles,
+# and nothing else (no script runs, nothing is fetched), whatever bytes the store holds.
+REPORT_POLICY = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | None = None) -> APIRouter:
@@ -79,6 +87,27 @@ def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | N
     async def model(predictor: PredictorDep) -> dict[str, Any]:
         manifest: dict[str, Any] = predictor.artifact.manifest.model_dump(mode="json", by_alias=True)
         return manifest
+
+    @router.get(
+        "/model/report",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/html": {}}, "description": "One self-contained HTML page."},
+            404: {"description": "The serving version has no report (trained before ccml wrote them)."},
+            **errors.no_model,
+            **auth,
+        },
+        dependencies=protected,
+        tags=["operations"],
+        summary="The serving model's evaluation report: curves, calibration, importance, data, fairness",
+    )
+    async def model_report(predictor: PredictorDep) -> Response:
+        page = predictor.artifact.files.get(REPORT_FILE)
+        if page is None:
+            message = f"model {predictor.version} has no evaluation report: it was trained before ccml wrote them"
+            raise HTTPException(404, message)
+        headers = {"Content-Security-Policy": REPORT_POLICY, "X-Content-Type-Options": "nosniff"}
+        return Response(page, media_type="text/html; charset=utf-8", headers=headers)
 
     @router.get(
         "/drift",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -53,6 +54,28 @@ def models_show(ref: Annotated[str, typer.Argument(help="A version id or an alia
     store = build_model_store(load_settings())
     manifest = store.manifest(store.resolve(ref)).model_dump(mode="json", by_alias=True)
     emit(manifest, True, str)
+
+
+@models_app.command("report")
+@user_errors
+def models_report(
+    ref: Annotated[str, typer.Argument(help="A version id or an alias.")] = CHAMPION,
+    out: Annotated[Path, typer.Option(help="Directory to write <version>.html into.")] = Path("."),
+) -> None:
+    """Write a version's evaluation report (one self-contained HTML page, made when it was trained)."""
+    from ccml.core.components import build_model_store
+    from ccml.core.errors import ModelNotFoundError
+    from ccml.core.model_files import REPORT_FILE
+
+    artifact = build_model_store(load_settings()).load(ref)  # every file checked against the manifest
+    page = artifact.files.get(REPORT_FILE)
+    if page is None:
+        reason = artifact.manifest.notes.get("report", "it was trained before ccml wrote reports")
+        raise ModelNotFoundError(f"model {artifact.version} has no evaluation report ({reason}); retrain it")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{artifact.version}.html"
+    path.write_bytes(page)
+    typer.echo(str(path))
 
 
 @models_app.command("promote")

@@ -28,6 +28,7 @@ STAGES: Final = {
     "train": "fitting",
     "export": "exporting for serving",
     "compare": "comparing with the champion",
+    "report": "writing the evaluation report",
     "save": "saving the version",
     "promote": "promoting",
 }

@@ -49,9 +49,10 @@ def tune(
     seed = settings.random_state if seed is None else seed
 
     def build(candidate: Candidate) -> Any:
-        chosen = settings.model_copy(
-            update={"trainer": candidate.trainer, "trainer_params": candidate.params, "random_state": seed}
-        )
+        update = {"trainer": candidate.trainer, "trainer_params": candidate.params, "random_state": seed}
+        if candidate.calibration is not None:
+            update["calibration"] = candidate.calibration
+        chosen = settings.model_copy(update=update)
         return build_trainer(chosen)
 
     spaces = {name: dict(getattr(build(Candidate(name, {})), "search_space", {})) for name in names}

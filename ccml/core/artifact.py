@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ccml.core.decision import DecisionRule, ReliabilityCurve
 from ccml.core.drift import DriftReference
 from ccml.core.errors import ArtifactIntegrityError
 from ccml.core.model_files import ARTIFACT_FILES, PICKLE_FILE, SKOPS_FILE, dump_pipeline, load_pickle, load_pipeline
@@ -97,6 +98,7 @@ class Evaluation(_Model):
 
     holdout: Metrics
     cross_validation: CrossValidation | None = None
+    reliability: Annotated[ReliabilityCurve | None, Field(exclude_if=lambda curve: curve is None)] = None
 
 
 class HoldoutSpec(_Model):
@@ -122,6 +124,9 @@ class DataInfo(_Model):
     # Left out when empty, so manifests written before the field existed dump (and verify) as before.
     columns_ignored: Annotated[list[str], Field(exclude_if=lambda columns: not columns)] = Field(
         default_factory=list, description="CSV columns that are neither features, the target nor id columns"
+    )
+    missing_values: Annotated[dict[str, int], Field(exclude_if=lambda counts: not counts)] = Field(
+        default_factory=dict, description="Missing cells per feature in the rows used (features with none left out)"
     )
 
 
@@ -163,6 +168,9 @@ class Manifest(_Model):
     files: dict[str, ArtifactFile] = Field(default_factory=dict)
     notes: dict[str, str] = Field(default_factory=dict)
     promotion: PromotionDecision | None = None
+    # Left out when unset (manifests of plugins, and those written before ccml recorded them).
+    calibration: Annotated[str | None, Field(exclude_if=lambda value: value is None)] = None
+    decision: Annotated[DecisionRule | None, Field(exclude_if=lambda rule: rule is None)] = None
     # Each feature's training distribution, for drift monitoring (ccml.core.drift). Left out when
     # None, so manifests written before the field existed dump (and verify) as before.
     reference: Annotated[DriftReference | None, Field(exclude_if=lambda reference: reference is None)] = None

@@ -108,9 +108,12 @@ class ModelStore(ObjectStore):
         self._claims = ClaimBook(self)
 
     # -- versions ----------------------------------------------------------------------
-    def save(self, artifact: ModelArtifact) -> ModelVersion:
-        """Store the artifact as a new version; files first, the manifest last (commit point)."""
-        return self._versions.save(artifact)
+    def save(self, artifact: ModelArtifact, version: str | None = None) -> ModelVersion:
+        """Store the artifact as a new version; files first, the manifest last (commit point).
+
+        ``version``: an id reserved with ``new_version_id`` (see ``ModelVersions.save``).
+        """
+        return self._versions.save(artifact, version)
 
     def versions(self) -> list[ModelVersion]:
         """Every committed version, oldest first, with the aliases pointing at it."""

@@ -18,17 +18,21 @@ from ccml.core.errors import ArtifactIntegrityError
 SKOPS_FILE: Final = "model.skops"
 PICKLE_FILE: Final = "model.joblib"  # versions saved before skops
 ONNX_FILE: Final = "model.onnx"
+REPORT_FILE: Final = "report.html"  # the evaluation report: served as a page, never run
 # A manifest may name only these files: a name is a key in the store, never a path to follow.
-ARTIFACT_FILES: Final = frozenset({SKOPS_FILE, PICKLE_FILE, ONNX_FILE})
+ARTIFACT_FILES: Final = frozenset({SKOPS_FILE, PICKLE_FILE, ONNX_FILE, REPORT_FILE})
 
 # Types a ccml pipeline holds beyond skops's defaults, each reviewed: SchemaEncoder keeps only
 # plain data (its schema as a dict) in the file and rebuilds its encoder on load; a tree's and a
-# histogram predictor's state are NumPy arrays; a dtype is a dtype.
+# histogram predictor's state are NumPy arrays; a dtype is a dtype; a calibrated model's wrapper
+# holds its fitted estimator and calibrators, and a sigmoid calibrator two floats (a_, b_).
 TRUSTED_TYPES: Final = (
     "ccml.models.training.features.SchemaEncoder",
     "numpy.dtype",
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
 )
 _ENCODER = "ccml.models.training.features.SchemaEncoder"
 

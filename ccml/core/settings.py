@@ -29,6 +29,9 @@ OTHER_VARIABLES = frozenset({"CCML_HOST", "CCML_PORT", "CCML_WORKERS"})
 
 Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "brier"]
 LogFormat = Literal["auto", "json", "console"]
+Calibration = Literal["none", "sigmoid", "isotonic"]
+CalibrationChoice = Literal["auto", "none", "sigmoid", "isotonic"]
+ThresholdPolicy = Literal["fixed", "recall", "alert_budget"]
 
 
 class Settings(BaseSettings):
@@ -74,7 +77,21 @@ class Settings(BaseSettings):
     random_state: int = Field(42, description="Seed of splits and estimators: same data, same model.")
     min_rows: Annotated[int, Field(ge=2)] = Field(50, description="Fewer valid rows than this refuse to train.")
     decision_threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
-        0.5, description="Probability at or above which the answer is Completed."
+        0.5, description="Probability at or above which the answer is Completed (the fixed threshold policy)."
+    )
+    calibration: CalibrationChoice = Field(
+        "auto",
+        description="Probability calibration of the built-in trainers: auto (each trainer's measured default) "
+        "| none | sigmoid | isotonic.",
+    )
+    threshold_policy: ThresholdPolicy = Field(
+        "fixed",
+        description="How training chooses the decision threshold: fixed (CCML_DECISION_THRESHOLD) | recall "
+        "(flag CCML_THRESHOLD_TARGET of the students who will not complete) | alert_budget (flag the "
+        "CCML_THRESHOLD_TARGET share most at risk).",
+    )
+    threshold_target: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        None, description="The recall or the alert budget (a share, e.g. 0.1) of the recall and alert_budget policies."
     )
 
     # Activity logs
@@ -190,8 +207,7 @@ class Settings(BaseSettings):
     @field_validator("drift_alert_psi")
     @classmethod
     def _alert_above_watch(cls, value: float, info: ValidationInfo) -> float:
-        watch = info.data.get("drift_watch_psi")
-        if watch is not None and value <= watch:
+        if value <= (watch := info.data.get("drift_watch_psi", 0.0)):
             raise ValueError(f"must be above CCML_DRIFT_WATCH_PSI ({watch})")
         return value
 

@@ -57,10 +57,15 @@ class ModelVersions:
         self.allow_unsigned_pickle = allow_unsigned_pickle
         self.max_file_bytes = max_file_bytes
 
-    def save(self, artifact: ModelArtifact) -> ModelVersion:
-        """Store the artifact as a new version; files first, the manifest last (commit point)."""
-        for _attempt in range(5):
-            version = self.new_id()
+    def save(self, artifact: ModelArtifact, version: str | None = None) -> ModelVersion:
+        """Store the artifact as a new version; files first, the manifest last (commit point).
+
+        ``version``: an id reserved with ``new_id`` before saving (the workflow's, so the version's
+        report can name it); taken if it is still free, else the next free id is.
+        """
+        reserved = version if version is not None and VERSION_PATTERN.match(version) else None
+        for attempt in range(5):
+            version = reserved if attempt == 0 and reserved is not None else self.new_id()
             manifest = artifact.manifest.model_copy(update={"version": version})
             if self.signing_key is not None:
                 manifest = manifest.signed(self.signing_key)

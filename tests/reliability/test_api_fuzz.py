@@ -37,7 +37,7 @@ from tests.reliability.figures import record, scale
 MAX_EXAMPLES = scale(20, 500)
 KEY = "fuzz-key-0123456789"
 MODES: dict[str, str | None] = {"open": None, "api-key": KEY}
-OPERATIONS = 8  # every documented operation, GET /drift included
+OPERATIONS = 9  # every documented operation (GET /drift and GET /model/report included)
 
 
 @dataclass
@@ -132,4 +132,13 @@ def test_schemathesis_finds_no_failure(
         assert not refused
     else:
         # ignored_auth sent every protected operation's cases without the key, and each was refused.
-        assert refused == {"/predict", "/predict/batch", "/model", "/drift", "/metrics", "/admin/reload"}, run.statuses
+        refused_expected = {
+            "/predict",
+            "/predict/batch",
+            "/model",
+            "/model/report",
+            "/drift",
+            "/metrics",
+            "/admin/reload",
+        }
+        assert refused == refused_expected, run.statuses

@@ -177,6 +177,11 @@ def test_api_follows_the_champion_the_handler_promotes_and_refuses_a_tampered_on
     assert (trained["status"], trained["promoted"]) == ("trained", True)
     assert store.resolve("champion") == v2
     assert serve.wait_for_version(v2) == v2
+    # The handler drew v2's report in the bucket; the API serves it, v1 on the same holdout in it.
+    report = serve.client.get("/model/report")
+    assert report.status_code == 200
+    assert f"Evaluation report: {v2}" in report.text
+    assert f"champion {v1} (same holdout)" in report.text
 
     # An invalid CSV: the handler raises, nothing moves.
     with pytest.raises(DataValidationError):

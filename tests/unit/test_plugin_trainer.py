@@ -17,7 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ccml.api.app import create_app
 from ccml.core.components import build_model_store
 from ccml.core.contracts import FittedModel, Labels, Probabilities, Trainer
-from ccml.core.model_files import ONNX_FILE
+from ccml.core.model_files import ONNX_FILE, REPORT_FILE
 from ccml.core.registry import TRAINERS
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
@@ -109,7 +109,7 @@ def test_a_trainer_that_is_not_scikit_learn_trains_is_gated_promoted_and_served(
     trainer = TRAINERS.get(settings.trainer)(settings)
     first = RetrainWorkflow.from_settings(settings, store, trainer).run(LocalDataSource(sample_csv))
     assert first.promoted, first.reason
-    assert set(first.manifest.files) == {ONNX_FILE}
+    assert set(first.manifest.files) == {ONNX_FILE, REPORT_FILE}  # no pipeline file: the graph is the model
     assert first.manifest.trainer == plugin_trainer
     assert first.manifest.evaluation.holdout.roc_auc > 0.75
     # Gated: the second run scores the champion (through the ONNX backend) on its own holdout.

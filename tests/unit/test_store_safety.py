@@ -19,9 +19,10 @@ from ccml.core.errors import ArtifactIntegrityError, ConfigError
 from ccml.core.model_files import ONNX_FILE, PICKLE_FILE, TRUSTED_TYPES
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
-from ccml.core.types import TrainingResult
+from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.serving.sklearn import SklearnPredictor
 from ccml.models.serving.watcher import ChampionWatcher
+from ccml.models.training.trainers import HistGradientBoostingTrainer, LogisticRegressionTrainer, RandomForestTrainer
 from ccml.storage.local import LocalModelStore
 
 KEY = b"a signing key of some length"
@@ -59,9 +60,18 @@ def test_new_versions_store_the_pipeline_as_skops_only(saved_store: LocalModelSt
     assert artifact.pipeline.predict_proba([record]).shape == (1, 2)
 
 
-def test_the_trusted_list_covers_every_built_in_trainer_and_nothing_else_is_trusted() -> None:
-    # skops's own defaults plus these: the list is reviewed by hand, so it must stay short.
-    assert len(TRUSTED_TYPES) == 4
+def test_the_trusted_list_covers_every_built_in_trainer_and_nothing_else_is_trusted(table: ValidatedTable) -> None:
+    # skops's own defaults plus these: the list is reviewed by hand, so it holds exactly what
+    # the built-in trainers' pipelines (each calibration included) need.
+    import skops.io as sio
+
+    needed: set[str] = set()
+    for trainer in (RandomForestTrainer, HistGradientBoostingTrainer, LogisticRegressionTrainer):
+        for calibration in ("none", "sigmoid", "isotonic"):
+            params = {"n_estimators": 5} if trainer is RandomForestTrainer else None
+            model = trainer(params, calibration=calibration).fit(table.features, table.target, table.schema)
+            needed |= set(sio.get_untrusted_types(data=sio.dumps(model.pipeline)))  # type: ignore[attr-defined]
+    assert needed == set(TRUSTED_TYPES)
     assert not any(name.startswith(("builtins.", "os.", "subprocess", "posix")) for name in TRUSTED_TYPES)
 
 

@@ -9,7 +9,7 @@ import pytest
 from ccml.core.settings import Settings
 from ccml.core.types import ValidatedTable
 from ccml.models.training.trainers import HistGradientBoostingTrainer, LogisticRegressionTrainer, SklearnTrainer
-from ccml.models.training.tuning import Candidate, candidates, settings_toml, tune
+from ccml.models.training.tuning import Candidate, TuningResult, candidates, settings_toml, tune
 
 SPACES = {
     "logistic_regression": {"C": [0.01, 1.0, 100.0]},
@@ -22,7 +22,7 @@ TRAINERS: dict[str, type[SklearnTrainer]] = {
 
 
 def build(candidate: Candidate) -> SklearnTrainer:
-    return TRAINERS[candidate.trainer](candidate.params, random_state=0)
+    return TRAINERS[candidate.trainer](candidate.params, random_state=0, calibration=candidate.calibration or "auto")  # type: ignore[arg-type]
 
 
 def test_each_trainers_defaults_come_first_then_draws_in_turn() -> None:
@@ -59,6 +59,20 @@ def test_a_loss_metric_ranks_the_lowest_first(table: ValidatedTable) -> None:
     result = tune(table, build, SPACES, metric="brier", folds=2, budget_s=60, max_candidates=4)
     losses = [s.mean for s in result.leaderboard]
     assert losses == sorted(losses)
+
+
+def test_calibration_is_searched_where_the_metric_can_gain_from_it(table: ValidatedTable) -> None:
+    ranking = tune(table, build, SPACES, metric="roc_auc", folds=2, budget_s=60, max_candidates=6)
+    assert all(s.candidate.calibration is None for s in ranking.leaderboard)
+    loss = tune(table, build, SPACES, metric="brier", folds=2, budget_s=60, max_candidates=6)
+    scored = {(s.candidate.trainer, s.candidate.calibration): s.mean for s in loss.leaderboard}
+    # The defaults, then each calibrated, round-robin over the two trainers: 6 candidates.
+    assert set(scored) == {(t, c) for t in SPACES for c in (None, "sigmoid", "isotonic")}
+    # Each calibration was really fitted: its cross-validated Brier differs from the uncalibrated one.
+    assert all(scored[(t, c)] != scored[(t, None)] for t in SPACES for c in ("sigmoid", "isotonic"))
+    calibrated = [s for s in loss.leaderboard if s.candidate.calibration]
+    winner_file = settings_toml(TuningResult("brier", 2, calibrated, 1.0, 60.0), source="sample.csv")
+    assert tomllib.loads(winner_file)["calibration"] == calibrated[0].candidate.calibration
 
 
 def test_the_settings_file_holds_the_winner_as_settings_read_it(table: ValidatedTable) -> None:

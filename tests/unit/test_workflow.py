@@ -60,7 +60,7 @@ def test_first_model_is_saved_and_promoted(settings: Settings, store: LocalModel
     assert manifest.promotion is not None
     assert manifest.promotion.promoted
     assert manifest.promotion.challenger_score == manifest.evaluation.holdout.roc_auc
-    assert set(outcome.seconds) == {"load", "validate", "train", "export", "compare", "save", "promote"}
+    assert set(outcome.seconds) == {"load", "validate", "train", "export", "compare", "report", "save", "promote"}
 
 
 def test_first_model_below_the_floor_is_saved_but_not_promoted(

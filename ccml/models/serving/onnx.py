@@ -16,10 +16,12 @@ import structlog
 
 from ccml.core.artifact import ModelArtifact
 from ccml.core.contracts import Predictor, Probabilities, Records
+from ccml.core.decision import served_threshold
 from ccml.core.errors import PredictionError
 from ccml.core.model_files import ONNX_FILE
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
+from ccml.models.serving.calibration_map import CALIBRATION_KEY, CalibrationMap
 from ccml.models.serving.encoding import RecordEncoder
 from ccml.models.serving.input_plan import InputPlan
 
@@ -47,11 +49,15 @@ def ort_session(graph: bytes, threads: int) -> Any:
     return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
-def completion_column(probabilities: Any) -> Probabilities:
-    """ONNX Runtime's per-class probabilities -> the completion column, as float64 in [0, 1]."""
+def completion_column(probabilities: Any, calibration: CalibrationMap | None = None) -> Probabilities:
+    """ONNX Runtime's per-class output -> the completion column, as float64 in [0, 1] (through the
+    calibration map of a calibrated version, whose graph outputs the base model's scores)."""
+    column = np.asarray(probabilities[:, 1], dtype=np.float64)
+    if calibration is not None:
+        column = calibration.apply(column)
     # float32 sums of tree votes can land a hair outside [0, 1] (1.0000001), which breaks the
     # Predictor contract and the API's response model.
-    return np.clip(np.asarray(probabilities[:, 1], dtype=np.float64), 0.0, 1.0)
+    return np.clip(column, 0.0, 1.0)
 
 
 class OnnxPredictor(Predictor):
@@ -68,8 +74,10 @@ class OnnxPredictor(Predictor):
         self._encoder = RecordEncoder(FeatureSchema.model_validate(artifact.manifest.schema_))
         try:
             self._small = ort_session(graph, 1)
-            plan = self._small.get_modelmeta().custom_metadata_map.get(PLAN_KEY)
+            metadata = self._small.get_modelmeta().custom_metadata_map
+            plan, calibration = metadata.get(PLAN_KEY), metadata.get(CALIBRATION_KEY)
             self._plan = InputPlan.from_json(plan) if plan is not None else None
+            self._calibration = CalibrationMap.from_json(calibration) if calibration is not None else None
         except Exception as exc:  # ONNX Runtime's and the plan's parsers, fed bytes from a store
             raise PredictionError(f"model {self.version}: {ONNX_FILE} cannot be loaded: {exc}"[:500]) from exc
         self._large: Any = None
@@ -92,7 +100,9 @@ class OnnxPredictor(Predictor):
             if self._large is None:
                 self._large = ort_session(self._graph, os.cpu_count() or 1)
             session = self._large
-        return completion_column(session.run(self._outputs, {self._input: matrix.astype(np.float32)})[0])
+        return completion_column(
+            session.run(self._outputs, {self._input: matrix.astype(np.float32)})[0], self._calibration
+        )
 
     def _predict_one(self, record: Mapping[str, Any]) -> float:
         # The API's hot path: plain Python up to the session call, no NumPy ufuncs on a 1-row array.
@@ -101,6 +111,8 @@ class OnnxPredictor(Predictor):
             values = self._plan.row(values)
         row = np.array([values], dtype=np.float32)
         probability = float(self._run_one(self._outputs, {self._input: row}, None)[0][0, 1])
+        if self._calibration is not None:
+            probability = self._calibration.one(probability)
         return 0.0 if probability < 0.0 else 1.0 if probability > 1.0 else probability
 
 
@@ -114,11 +126,15 @@ def build_onnx_predictor(settings: Settings, artifact: ModelArtifact) -> Predict
         PredictionError: the version has no usable ``model.onnx`` and the fallback is off.
     """
     try:
-        return OnnxPredictor(artifact, threshold=settings.decision_threshold)
+        return OnnxPredictor(
+            artifact, threshold=served_threshold(artifact.manifest.decision, settings.decision_threshold)
+        )
     except PredictionError as exc:
         if not settings.onnx_fallback:
             raise
         from ccml.models.serving.sklearn import SklearnPredictor
 
         log.warning("onnx_fallback_to_sklearn", version=artifact.version, reason=str(exc))
-        return SklearnPredictor(artifact, threshold=settings.decision_threshold)
+        return SklearnPredictor(
+            artifact, threshold=served_threshold(artifact.manifest.decision, settings.decision_threshold)
+        )

@@ -6,6 +6,7 @@ import numpy as np
 
 from ccml.core.artifact import ModelArtifact
 from ccml.core.contracts import Predictor, Probabilities, Records
+from ccml.core.decision import served_threshold
 from ccml.core.settings import Settings
 
 
@@ -32,4 +33,6 @@ def build_sklearn_predictor(settings: Settings, artifact: ModelArtifact) -> Skle
         ArtifactIntegrityError: the version's pipeline is missing, untrusted, made by another
             scikit-learn major.minor, or not a ccml pipeline.
     """
-    return SklearnPredictor(artifact, threshold=settings.decision_threshold)
+    return SklearnPredictor(
+        artifact, threshold=served_threshold(artifact.manifest.decision, settings.decision_threshold)
+    )

@@ -22,6 +22,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from ccml.core.artifact import ConfusionMatrix, CrossValidation, HoldoutSpec, Metrics
 from ccml.core.contracts import FittedModel
+from ccml.core.decision import ReliabilityBin, ReliabilityCurve
 
 Labels = np.ndarray[Any, np.dtype[np.int8]]
 Scores = np.ndarray[Any, np.dtype[np.float64]]
@@ -72,6 +73,28 @@ def compute_metrics(target: Labels, probability: Scores, threshold: float = 0.5)
         positives=int(target.sum()),
         confusion_matrix=ConfusionMatrix(tn=tn, fp=fp, fn=fn, tp=tp),
     )
+
+
+def reliability_curve(target: Labels, probability: Scores, bins: int = 10) -> ReliabilityCurve:
+    """Mean predicted probability against observed completion rate in ``bins`` equal-width bins
+    (the last one closed at 1), and the expected calibration error over them."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, probability, side="right") - 1, 0, bins - 1)
+    out: list[ReliabilityBin] = []
+    error = 0.0
+    for b in range(bins):
+        members = which == b
+        count = int(members.sum())
+        mean = float(probability[members].mean()) if count else None
+        observed = float(target[members].mean()) if count else None
+        if mean is not None and observed is not None:
+            error += count * abs(mean - observed)
+        out.append(
+            ReliabilityBin(
+                low=float(edges[b]), high=float(edges[b + 1]), count=count, mean_predicted=mean, observed=observed
+            )
+        )
+    return ReliabilityCurve(bins=out, expected_calibration_error=error / max(len(target), 1))
 
 
 def metric_value(metrics: Metrics, name: str) -> float:

@@ -19,13 +19,16 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import structlog
+from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ccml.core.model_files import ONNX_FILE
 from ccml.core.types import TrainingResult
+from ccml.models.serving.calibration_map import CALIBRATION_KEY, CalibrationMap
 from ccml.models.serving.encoding import FloatMatrix
 from ccml.models.serving.input_plan import CategoricalColumn, InputPlan, NumericColumn
 from ccml.models.serving.onnx import PLAN_KEY, completion_column, ort_session
@@ -34,6 +37,9 @@ from ccml.models.training.fitting import with_files
 log = structlog.get_logger(__name__)
 
 PARITY_TOLERANCE = 1e-5
+# A calibration map takes the graph's float32 score: a steep isotonic segment magnifies its
+# rounding (seen: 1.2e-5 for gradient boosting), still far below anything a label depends on.
+CALIBRATED_PARITY_TOLERANCE = 1e-4
 PARITY_ROWS = 20_000
 
 
@@ -103,21 +109,44 @@ def plan_from_pipeline(pipeline: Any) -> InputPlan | None:
     return InputPlan(tuple(numeric), tuple(categorical))
 
 
-def _convert(model: Any, width: int, plan: InputPlan | None) -> bytes:
+def calibration_of(clf: Any) -> tuple[Any, CalibrationMap | None]:
+    """The estimator to convert and the calibration map to apply after it: a calibrated model's
+    base estimator and its one map, or ``clf`` itself and None.
+
+    Raises:
+        ValueError: a calibrated model of several (``ensemble=True``) or unknown calibrators.
+    """
+    if not isinstance(clf, CalibratedClassifierCV):
+        return clf, None
+    if len(clf.calibrated_classifiers_) != 1:
+        raise ValueError("only CalibratedClassifierCV(ensemble=False) exports: one estimator, one calibration map")
+    calibrated = clf.calibrated_classifiers_[0]
+    base, (calibrator,) = calibrated.estimator, calibrated.calibrators
+    # What scikit-learn feeds the calibrator: decision_function where the estimator has one.
+    score: Any = "raw" if hasattr(base, "decision_function") else "probability"
+    if isinstance(calibrator, _SigmoidCalibration):
+        return base, CalibrationMap("sigmoid", score, a=float(calibrator.a_), b=float(calibrator.b_))
+    if isinstance(calibrator, IsotonicRegression):
+        x = tuple(float(v) for v in calibrator.X_thresholds_)
+        return base, CalibrationMap("isotonic", score, x=x, y=tuple(float(v) for v in calibrator.y_thresholds_))
+    raise ValueError(f"calibrator {type(calibrator).__name__} has no ONNX export")
+
+
+def _convert(model: Any, width: int, plan: InputPlan | None, calibration: CalibrationMap | None) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
     estimator = model[-1] if hasattr(model, "steps") else model
+    # zipmap off: probabilities as a tensor, not a list of dicts per row; raw scores where the map takes them.
+    options = {"zipmap": False, **({"raw_scores": True} if calibration and calibration.score == "raw" else {})}
     with _tree_ensemble_bool_fix():
         proto = convert_sklearn(
-            model,
-            initial_types=[("input", FloatTensorType([None, width]))],
-            # zipmap off: probabilities as a tensor, not a list of dicts per row.
-            options={id(estimator): {"zipmap": False}},
+            model, initial_types=[("input", FloatTensorType([None, width]))], options={id(estimator): options}
         )
-    if plan is not None:
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = PLAN_KEY, plan.to_json()
+    for key, value in ((PLAN_KEY, plan), (CALIBRATION_KEY, calibration)):
+        if value is not None:
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value.to_json()
     return bytes(proto.SerializeToString())
 
 
@@ -132,15 +161,19 @@ def export_onnx(pipeline: Any, holdout: FloatMatrix, scores: Any) -> tuple[bytes
     holdout, scores = holdout[:PARITY_ROWS], scores[:PARITY_ROWS]
     try:
         plan = plan_from_pipeline(pipeline)
+        estimator, calibration = calibration_of(pipeline[-1])
         if plan is not None:
-            graph = _convert(pipeline[-1], plan.width, plan)
+            graph = _convert(estimator, plan.width, plan, calibration)
             inputs = plan.transform(holdout)
         else:
-            graph = _convert(model, holdout.shape[1], None)
+            steps = [*model.steps[:-1], (model.steps[-1][0], estimator)]
+            graph = _convert(Pipeline(steps), holdout.shape[1], None, calibration)
             inputs = holdout
         runner = ort_session(graph, os.cpu_count() or 1)
-        labels, probabilities = runner.run(None, {"input": inputs.astype(np.float32)})
-        probabilities = completion_column(probabilities)
+        outputs = runner.run(None, {"input": inputs.astype(np.float32)})
+        probabilities = completion_column(outputs[-1], calibration)
+        # The graph's labels are the base estimator's; the served label is the threshold's.
+        labels = model.classes_[(probabilities > 0.5).astype(int)] if calibration else outputs[0]
     except Exception as exc:  # any converter failure: ship without ONNX, say why
         log.warning("onnx_export_failed", error=str(exc)[:300])
         return None, f"not converted: {type(exc).__name__}: {str(exc)[:300]}"
@@ -149,10 +182,13 @@ def export_onnx(pipeline: Any, holdout: FloatMatrix, scores: Any) -> tuple[bytes
     expected_labels = model.classes_[np.argmax(scores, axis=1)]
     difference = float(np.max(np.abs(probabilities - reference))) if len(holdout) else 0.0
     same_labels = bool(np.array_equal(np.asarray(labels), expected_labels))
-    if not same_labels or difference > PARITY_TOLERANCE:
+    tolerance = PARITY_TOLERANCE if calibration is None else CALIBRATED_PARITY_TOLERANCE
+    if not same_labels or difference > tolerance:
         reason = f"max |p diff| {difference:.2e}, labels identical: {same_labels}"
         return None, f"not shipped: parity failed on the holdout ({reason})"
     form = "estimator + input plan" if plan is not None else "whole graph"
+    if calibration is not None:
+        form += f" + {calibration.method} calibration map"
     checked = f"{len(holdout):,} holdout rows"
     return graph, f"converted ({form}); parity on {checked}: labels identical, max |p diff| {difference:.1e}"
 

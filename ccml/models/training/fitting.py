@@ -19,21 +19,27 @@ import structlog
 
 from ccml.core.artifact import ArtifactFile, DataInfo, Evaluation, Manifest, ModelArtifact, sha256_hex
 from ccml.core.contracts import Trainer
+from ccml.core.decision import DecisionRule
+from ccml.core.settings import ThresholdPolicy
 from ccml.core.types import TrainingResult, ValidatedTable
-from ccml.models.training.evaluation import compute_metrics, cross_validate, holdout_split
+from ccml.models.training.evaluation import compute_metrics, cross_validate, holdout_split, reliability_curve
 from ccml.models.training.reference import build_reference
+from ccml.models.training.thresholds import THRESHOLD_FOLDS, choose_threshold, out_of_fold_scores
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class EvaluationPlan:
-    """How a model is evaluated: the holdout, the folds, the seed and the decision threshold."""
+    """How a model is evaluated: the holdout, the folds, the seed and the decision threshold
+    (``threshold`` for the fixed policy, else chosen by ``threshold_policy`` and its target)."""
 
     holdout_fraction: float = 0.2
     cv_folds: int = 0
     random_state: int = 42
     threshold: float = 0.5
+    threshold_policy: ThresholdPolicy = "fixed"
+    threshold_target: float | None = None
 
 
 def with_files(manifest: Manifest, files: Mapping[str, bytes], pipeline: Any = None) -> ModelArtifact:
@@ -76,6 +82,7 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
     holdout_features = table.features.iloc[holdout].reset_index(drop=True)
     holdout_target = table.target[holdout]
     scores = np.asarray(model.predict_proba(holdout_features), dtype=np.float64)
+    decision = _decision_rule(trainer, table, train, plan)
     manifest = Manifest(
         trainer=trainer.name,
         params=model.params,
@@ -89,10 +96,39 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
             rows_used=table.rows,
             positives=int(np.sum(table.target)),
             columns_ignored=list(table.columns_ignored),
+            missing_values={str(k): int(v) for k, v in table.features.isna().sum().items() if v},
         ),
         holdout=spec,
-        evaluation=Evaluation(holdout=compute_metrics(holdout_target, scores, plan.threshold), cross_validation=cv),
+        evaluation=Evaluation(
+            holdout=compute_metrics(holdout_target, scores, decision.threshold),
+            cross_validation=cv,
+            reliability=reliability_curve(holdout_target, scores),
+        ),
+        calibration=getattr(model, "calibration", None),
+        decision=decision,
         reference=build_reference(table.schema, train_features),
     )
     artifact = with_files(manifest, model.files(), getattr(model, "pipeline", None))
     return TrainingResult(artifact, holdout_features, holdout_target, model=model, holdout_scores=scores)
+
+
+def _decision_rule(trainer: Trainer, table: ValidatedTable, train: Any, plan: EvaluationPlan) -> DecisionRule:
+    """The plan's threshold policy applied to out-of-fold scores of the training part (no refit for ``fixed``)."""
+    if plan.threshold_policy == "fixed":
+        return DecisionRule(policy="fixed", threshold=plan.threshold, chosen_on="CCML_DECISION_THRESHOLD")
+    features = table.features.iloc[train].reset_index(drop=True)
+    target = table.target[train]
+    started = time.perf_counter()
+    scores = out_of_fold_scores(
+        lambda part, labels: trainer.fit(part, labels, table.schema), features, target, random_state=plan.random_state
+    )
+    rule = choose_threshold(
+        plan.threshold_policy,
+        plan.threshold_target,
+        plan.threshold,
+        scores,
+        target,
+        f"out-of-fold scores of the {len(target):,} training rows ({THRESHOLD_FOLDS} folds)",
+    )
+    log.info("threshold_chosen", **rule.model_dump(), seconds=round(time.perf_counter() - started, 2))
+    return rule

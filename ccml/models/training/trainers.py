@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import structlog
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -19,18 +20,23 @@ from ccml.core.contracts import FittedModel, Labels, Probabilities, Trainer
 from ccml.core.errors import ConfigError
 from ccml.core.model_files import dump_pipeline
 from ccml.core.schema import FeatureSchema
-from ccml.core.settings import Settings
+from ccml.core.settings import Calibration, CalibrationChoice, Settings
 from ccml.models.training.features import build_feature_pipeline
 
 log = structlog.get_logger(__name__)
 
 
+# Folds of the calibrator's out-of-fold scores (``CalibratedClassifierCV(cv=...)``).
+CALIBRATION_FOLDS = 5
+
+
 class SklearnModel(FittedModel):
     """A fitted ``build_feature_pipeline`` pipeline: stored as skops, exported to ONNX by the workflow."""
 
-    def __init__(self, pipeline: Any, params: dict[str, Any]) -> None:
+    def __init__(self, pipeline: Any, params: dict[str, Any], calibration: Calibration = "none") -> None:
         self.pipeline = pipeline
         self.params = params
+        self.calibration = calibration
         self._positive = list(pipeline.classes_).index(1)
 
     def predict_proba(self, features: pd.DataFrame) -> Probabilities:
@@ -48,6 +54,14 @@ class SklearnTrainer(Trainer):
     The estimator's parameters are ``params_for(training rows)``: ``self.params`` (class
     defaults overridden by the user's), which a subclass may adapt to the table's size for
     parameters the user left at their default. The manifest records the parameters used.
+
+    ``calibration`` (``sigmoid`` or ``isotonic``) wraps the estimator in scikit-learn's
+    ``CalibratedClassifierCV`` with ``ensemble=False``: the estimator is fitted once on the whole
+    training part, and a single monotone map from its score to a probability is fitted on
+    out-of-fold scores (``CALIBRATION_FOLDS`` extra fits). One estimator and one map keep the
+    ONNX graph as small as before and the explanations exact (see "Reading an explanation" in
+    the README). ``auto`` takes ``default_calibration``, chosen per trainer by measurement on the
+    shared data (README "Calibration and thresholds").
     """
 
     estimator_class: ClassVar[Callable[..., Any]]
@@ -55,8 +69,12 @@ class SklearnTrainer(Trainer):
     scale_numeric: ClassVar[bool] = False
     # The main hyper-parameters and the values ``ccml tune`` tries (``ccml.models.training.tuning``).
     search_space: ClassVar[dict[str, list[Any]]] = {}
+    # What ``calibration="auto"`` means for this trainer.
+    default_calibration: ClassVar[Calibration] = "none"
 
-    def __init__(self, params: dict[str, Any] | None = None, *, random_state: int = 42) -> None:
+    def __init__(
+        self, params: dict[str, Any] | None = None, *, random_state: int = 42, calibration: CalibrationChoice = "auto"
+    ) -> None:
         valid = set(self.estimator_class().get_params())
         unknown = sorted(set(params or {}) - valid)
         if unknown:
@@ -66,15 +84,16 @@ class SklearnTrainer(Trainer):
         if "random_state" in valid:
             self.params.setdefault("random_state", random_state)
         self.random_state = random_state
+        self.calibration: Calibration = self.default_calibration if calibration == "auto" else calibration
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SklearnTrainer:
-        """The trainer with ``CCML_TRAINER_PARAMS`` and ``CCML_RANDOM_STATE``."""
-        return cls(settings.trainer_params, random_state=settings.random_state)
+        """The trainer with ``CCML_TRAINER_PARAMS``, ``CCML_RANDOM_STATE`` and ``CCML_CALIBRATION``."""
+        return cls(settings.trainer_params, random_state=settings.random_state, calibration=settings.calibration)
 
     def describe(self) -> dict[str, str]:
-        """The trainer's name and parameters, safe to log."""
-        return {"trainer": self.name, "params": str(self.params)}
+        """The trainer's name, parameters and calibration, safe to log."""
+        return {"trainer": self.name, "params": str(self.params), "calibration": self.calibration}
 
     def params_for(self, train_rows: int) -> dict[str, Any]:
         """The estimator's parameters for a training part of ``train_rows`` rows.
@@ -88,13 +107,24 @@ class SklearnTrainer(Trainer):
         if params != self.params:
             changed = {key: value for key, value in params.items() if self.params.get(key) != value}
             log.info("params_adapted_to_data_size", trainer=self.name, train_rows=len(features), params=changed)
-        pipeline = build_feature_pipeline(schema, self.estimator_class(**params), scale_numeric=self.scale_numeric)
+        estimator = self.estimator_class(**params)
+        if self.calibration != "none":
+            estimator = CalibratedClassifierCV(estimator, method=self.calibration, cv=CALIBRATION_FOLDS, ensemble=False)
+        pipeline = build_feature_pipeline(schema, estimator, scale_numeric=self.scale_numeric)
         pipeline.fit(features, target)
-        self._prepare_for_serving(pipeline)
-        return SklearnModel(pipeline, params)
+        self._prepare_for_serving(base_estimator(pipeline))
+        return SklearnModel(pipeline, params, self.calibration)
 
-    def _prepare_for_serving(self, pipeline: Any) -> None:
-        """Hook: adjust a fitted pipeline for serving (for example thread counts)."""
+    def _prepare_for_serving(self, estimator: Any) -> None:
+        """Hook: adjust the fitted estimator for serving (for example thread counts)."""
+
+
+def base_estimator(pipeline: Any) -> Any:
+    """The fitted estimator of a ``build_feature_pipeline`` pipeline, under its calibration if any."""
+    clf = pipeline.named_steps["clf"]
+    if isinstance(clf, CalibratedClassifierCV):
+        return clf.calibrated_classifiers_[0].estimator
+    return clf
 
 
 class RandomForestTrainer(SklearnTrainer):
@@ -146,9 +176,9 @@ class RandomForestTrainer(SklearnTrainer):
             params["max_samples"] = self.max_rows_per_tree
         return params
 
-    def _prepare_for_serving(self, pipeline: Any) -> None:
+    def _prepare_for_serving(self, estimator: Any) -> None:
         # Fitting uses every core; predicting one row on a thread pool costs more than it saves.
-        pipeline.named_steps["clf"].set_params(n_jobs=None)
+        estimator.set_params(n_jobs=None)
 
 
 class HistGradientBoostingTrainer(SklearnTrainer):

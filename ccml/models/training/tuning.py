@@ -8,6 +8,10 @@ the seed, round-robin over the trainers, until the budget would be exceeded. The
 gives the same candidates in the same order and the same scores (each fit is seeded too);
 how far down that list a budget reaches depends on the machine, so ``max_candidates`` pins
 it for a fully reproducible run.
+
+Calibration is searched too, where it can matter: right after the defaults come each trainer's
+defaults calibrated (``sigmoid``, ``isotonic``), unless the metric only ranks students (ROC AUC,
+PR AUC), which a monotone map cannot improve.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import itertools
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -31,18 +35,24 @@ log = structlog.get_logger(__name__)
 
 # Candidates drawn per trainer at most: enough for the spaces of the built-in trainers.
 MAX_DRAWS: Final = 200
+CALIBRATIONS: Final = ("sigmoid", "isotonic")
+# Metrics of the order of the students only: calibration cannot raise them.
+RANKING_METRICS: Final = frozenset({"roc_auc", "pr_auc"})
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One trainer with its parameters (the user's: the trainer adds its own defaults)."""
+    """One trainer with its parameters (the user's: the trainer adds its own defaults) and, when
+    set, a calibration (else the configured ``CCML_CALIBRATION``)."""
 
     trainer: str
     params: dict[str, Any]
+    calibration: str | None = None
 
     def key(self) -> str:
         """A stable text form (for de-duplication and display)."""
-        return f"{self.trainer} {json.dumps(self.params, sort_keys=True)}"
+        calibrated = f" calibration={self.calibration}" if self.calibration else ""
+        return f"{self.trainer} {json.dumps(self.params, sort_keys=True)}{calibrated}"
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class Score:
         return {
             "trainer": self.candidate.trainer,
             "params": self.candidate.params,
+            **({"calibration": self.candidate.calibration} if self.candidate.calibration else {}),
             "mean": self.mean,
             "std": self.std,
             "seconds": round(self.seconds, 2),
@@ -83,15 +94,19 @@ class TuningResult:
         return self.leaderboard[0]
 
 
-def candidates(spaces: dict[str, dict[str, list[Any]]], seed: int) -> list[Candidate]:
-    """Each trainer's defaults, then draws from its space, round-robin over trainers, in an order fixed by ``seed``."""
+def candidates(
+    spaces: dict[str, dict[str, list[Any]]], seed: int, calibrations: Mapping[str, Sequence[str]] | None = None
+) -> list[Candidate]:
+    """Each trainer's defaults, then its defaults under each of its ``calibrations``, then draws from
+    its space, round-robin over trainers, in an order fixed by ``seed``."""
     rng = random.Random(seed)
     per_trainer: list[list[Candidate]] = []
     for trainer, space in spaces.items():
         names = sorted(space)
         grid = [dict(zip(names, values, strict=True)) for values in itertools.product(*(space[n] for n in names))]
         rng.shuffle(grid)
-        per_trainer.append([Candidate(trainer, {})] + [Candidate(trainer, p) for p in grid[:MAX_DRAWS]])
+        calibrated = [Candidate(trainer, {}, calibration) for calibration in (calibrations or {}).get(trainer, ())]
+        per_trainer.append([Candidate(trainer, {}), *calibrated] + [Candidate(trainer, p) for p in grid[:MAX_DRAWS]])
     ordered: list[Candidate] = []
     seen: set[str] = set()
     for group in itertools.zip_longest(*per_trainer):
@@ -123,7 +138,13 @@ def tune(
     started = time.perf_counter()
     slowest: dict[str, float] = {}
     scores: list[Score] = []
-    queue: Sequence[Candidate] = candidates(spaces, seed)
+    calibrations = {
+        name: CALIBRATIONS
+        for name in spaces
+        # A trainer that takes CCML_CALIBRATION (the built-in ones); a plugin's would score the same twice.
+        if metric not in RANKING_METRICS and hasattr(build(Candidate(name, {})), "calibration")
+    }
+    queue: Sequence[Candidate] = candidates(spaces, seed, calibrations)
     if max_candidates is not None:
         queue = queue[:max_candidates]
     skipped = 0
@@ -188,6 +209,7 @@ def settings_toml(result: TuningResult, *, source: str) -> str:
             "# Use it with: ccml train --data FILE --settings THIS_FILE",
             f"trainer = {json.dumps(winner.candidate.trainer)}",
             f"trainer_params = {quoted}",
+            *([f"calibration = {json.dumps(winner.candidate.calibration)}"] if winner.candidate.calibration else []),
             "",
         ]
     )

@@ -1,5 +1,5 @@
 """The retraining workflow: load -> validate -> train and evaluate -> export for serving ->
-check it serves -> compare -> save -> promote.
+check it serves -> compare -> write the report -> save -> promote.
 
 One object, used by ``ccml train``, ``ccml retrain`` and the Lambda handler alike. The store
 is touched only after validation and training succeeded, and the champion alias moves last,
@@ -20,6 +20,7 @@ import structlog
 
 from ccml.core.artifact import Manifest, ModelArtifact, PromotionDecision
 from ccml.core.contracts import CHAMPION, DataSource, ModelStore, Predictor, Trainer
+from ccml.core.decision import served_threshold
 from ccml.core.errors import ArtifactIntegrityError, CcmlError, ModelNotFoundError
 from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
@@ -28,6 +29,9 @@ from ccml.models.training.evaluation import compute_metrics, metric_value
 from ccml.models.training.export import export_for_serving
 from ccml.models.training.fitting import EvaluationPlan, train_and_evaluate
 from ccml.models.training.gate import PromotionGate
+from ccml.models.training.report import attach_report
+from ccml.models.training.report_inputs import ChampionScores
+from ccml.models.training.thresholds import check_policy
 from ccml.models.training.validation import validate
 
 log = structlog.get_logger(__name__)
@@ -97,6 +101,7 @@ class RetrainWorkflow:
         """The workflow of ``ccml train``, ``ccml retrain`` and the Lambda, from settings."""
         from ccml.core.components import build_predictor
 
+        check_policy(settings.threshold_policy, settings.threshold_target)  # before any data is read
         return cls(
             store=store,
             trainer=trainer,
@@ -109,6 +114,8 @@ class RetrainWorkflow:
                 cv_folds=settings.cv_folds,
                 random_state=settings.random_state,
                 threshold=settings.decision_threshold,
+                threshold_policy=settings.threshold_policy,
+                threshold_target=settings.threshold_target,
             ),
             min_rows=settings.min_rows,
         )
@@ -138,12 +145,21 @@ class RetrainWorkflow:
             result = export_for_serving(self.serving_backend, result)
             unservable = self._unservable(result)
         with stage("compare"):
-            decision = self._decide(result, force, unservable)
+            champion, champion_version, note = self._champion(result)
+            decision = self._decide(result, force, unservable, champion, champion_version, note)
         # The store writes the manifest and the files; the fitted object in memory is not saved.
-        manifest = result.artifact.manifest.model_copy(update={"promotion": decision})
-        artifact = ModelArtifact(manifest, result.artifact.files)
+        # The id is reserved now so the report can name the version it describes.
+        reserved = self.store.new_version_id()
+        manifest = result.artifact.manifest.model_copy(update={"promotion": decision, "version": reserved})
+        with stage("report"):
+            result = attach_report(
+                result, manifest, champion, self.store, self.alias, random_state=self.evaluation.random_state
+            )
+        artifact = ModelArtifact(result.artifact.manifest, result.artifact.files)
         with stage("save"):
-            saved = self.store.save(artifact)
+            saved = self.store.save(artifact, reserved)
+        if saved.id != reserved:  # another save took the id in the meantime (the report names the reserved one)
+            log.warning("reserved_version_taken", reserved=reserved, version=saved.id)
         if decision.promoted:
             with stage("promote"):
                 self.store.promote(saved.id, self.alias, reason=decision.reason, forced=decision.forced)
@@ -170,8 +186,8 @@ class RetrainWorkflow:
             return f"the {self.serving_backend} backend answers differently (max |p diff| {difference:.1e})"
         return None
 
-    def _champion_score(self, result: TrainingResult) -> tuple[float | None, str | None, str]:
-        """The champion's score on the challenger's holdout, or why there is none."""
+    def _champion(self, result: TrainingResult) -> tuple[ChampionScores | None, str | None, str]:
+        """The champion's scores on the challenger's holdout and its version, or None and why there are none."""
         try:
             champion = self.store.load(self.alias)
         except ModelNotFoundError:
@@ -182,7 +198,7 @@ class RetrainWorkflow:
             # and propagates, so a challenger never replaces a champion it was not scored against.
             log.warning("champion_unusable", error=str(exc))
             return None, None, f"champion unusable ({exc})"
-        version = champion.version
+        version = str(champion.version)
         if not champion.trained_on(self.schema):
             return None, version, f"champion {version} was trained on another feature schema"
         try:
@@ -190,12 +206,21 @@ class RetrainWorkflow:
         except CcmlError as exc:
             log.warning("champion_unusable", version=version, error=str(exc))
             return None, version, f"champion {version} could not be scored ({exc})"
-        score = metric_value(compute_metrics(result.holdout_target, probabilities, self.threshold), self.gate.metric)
-        return score, version, ""
+        threshold = served_threshold(champion.manifest.decision, self.threshold)
+        metrics = compute_metrics(result.holdout_target, probabilities, threshold)
+        return ChampionScores(version, probabilities, metrics), version, ""
 
-    def _decide(self, result: TrainingResult, force: bool, unservable: str | None = None) -> PromotionDecision:
+    def _decide(
+        self,
+        result: TrainingResult,
+        force: bool,
+        unservable: str | None = None,
+        champion: ChampionScores | None = None,
+        champion_version: str | None = None,
+        note: str = "",
+    ) -> PromotionDecision:
         challenger = metric_value(result.artifact.manifest.evaluation.holdout, self.gate.metric)
-        champion_score, champion_version, note = self._champion_score(result)
+        champion_score = metric_value(champion.metrics, self.gate.metric) if champion is not None else None
         decision = self.gate.decide(challenger, champion_score, champion_version)
         if note and champion_score is None:  # say why the floor, not a champion, decided
             decision = decision.model_copy(update={"reason": f"{note}; {decision.reason}"})
