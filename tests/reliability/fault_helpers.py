@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutErr
 from ccml.core.artifact import MANIFEST_FILE
 from ccml.core.contracts import ModelStore
 from ccml.core.errors import ArtifactIntegrityError, CcmlError
+from ccml.core.model_files import ARTIFACT_FILES
 from ccml.core.types import TrainingResult
 from ccml.storage.local import LocalModelStore
 from ccml.storage.s3 import S3ModelStore
@@ -29,9 +30,11 @@ from tests.reliability.figures import record
 T = TypeVar("T")
 ENDPOINT = "https://s3.us-east-1.amazonaws.com"
 S3_KINDS = ("500 InternalError", "read timeout", "connect timeout")
-# Every key a store may hold; anything else is data nobody asked for.
+# Every key a store may hold; anything else is data nobody asked for. A version holds its
+# manifest and the files a manifest may name (ccml.core.model_files).
+_VERSION_FILES = "|".join(re.escape(name) for name in sorted({*ARTIFACT_FILES, MANIFEST_FILE}))
 LAYOUT = re.compile(
-    r"^(versions/\d{8}T\d{6}\.\d{6}Z/(manifest\.json|model\.skops|model\.onnx|model\.joblib)"
+    rf"^(versions/\d{{8}}T\d{{6}}\.\d{{6}}Z/({_VERSION_FILES})"
     r"|aliases/[a-z][a-z0-9_-]*\.json|history/[^/]+\.json|processed/[0-9a-f]{64}\.json)$"
 )
 

@@ -83,7 +83,14 @@ S3_STEPS: dict[str, tuple[str, str, type[CcmlError] | None, tuple[str, ...], boo
     "claiming the event": ("PutObject", r"^models/processed/", ModelStoreError, (), False),
     "writing the model file": ("PutObject", r"/model\.skops$", ModelStoreError, (), False),
     "writing the ONNX file": ("PutObject", r"/model\.onnx$", ModelStoreError, ("model.skops",), False),
-    "writing the manifest": ("PutObject", r"/manifest\.json$", ModelStoreError, ("model.skops", "model.onnx"), False),
+    "writing the report": ("PutObject", r"/report\.html$", ModelStoreError, ("model.skops", "model.onnx"), False),
+    "writing the manifest": (
+        "PutObject",
+        r"/manifest\.json$",
+        ModelStoreError,
+        ("model.skops", "model.onnx", "report.html"),
+        False,
+    ),
     "moving the alias": ("PutObject", r"^models/aliases/champion\.json$", ModelStoreError, (), True),
     "writing history": ("PutObject", r"^models/history/", None, (), True),
 }
