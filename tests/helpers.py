@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -99,3 +100,19 @@ def labelled_source(schema: FeatureSchema, frame: pd.DataFrame, positives: int) 
     source[schema.target.column] = [completed] * positives + [1 - int(completed)] * (n - positives)
     source.insert(0, schema.id_columns[0], range(n))  # ids keep rows distinct
     return source
+
+
+def shifted_sample(schema: FeatureSchema, frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """``frame`` (CSV columns) with a known drift: its first numeric feature scaled by 0.6 (a student
+    spends 40% less time), and its first categorical feature's mix changed (half its values become the
+    first category). Every other column is left as it was."""
+    numeric = next(f for f in schema.features if f.type == "numeric")
+    categorical = next(f for f in schema.features if f.type == "categorical")
+    shifted = frame.copy()
+    shifted[numeric.column] = (pd.to_numeric(shifted[numeric.column]) * 0.6).round(4)
+    present = shifted[categorical.column].notna().to_numpy()
+    picked = present & (np.random.default_rng(seed).random(len(shifted)) < 0.5)
+    shifted[categorical.column] = (
+        shifted[categorical.column].astype(object).where(~picked, categorical.category_list[0])
+    )
+    return shifted

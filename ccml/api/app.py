@@ -27,6 +27,7 @@ from ccml.api.routes import build_router
 from ccml.core.components import build_model_store, build_predictor
 from ccml.core.logging import configure_logging
 from ccml.core.settings import Settings
+from ccml.models.serving.drift import DriftMonitor
 from ccml.models.serving.explanations import ExplainerSlot
 from ccml.models.serving.watcher import ChampionWatcher
 
@@ -53,12 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     watcher = ChampionWatcher(
         store, lambda artifact: build_predictor(settings, artifact), schema, on_reload=metrics.reload
     )
+    drift = DriftMonitor(watcher, settings.drift_thresholds(), on_report=metrics.drift)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         result = await run_in_threadpool(watcher.check)
         if result.version is None:
             log.warning("serving_without_model", reason=result.error, **store.describe())
+        elif watcher.current is not None:
+            drift.summary(watcher.current)  # the gauges exist from the start, before any request
         poller = asyncio.create_task(_poll(watcher, settings.reload_interval_s))
         try:
             yield
@@ -90,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.watcher = watcher
     app.state.metrics = metrics
+    app.state.drift = drift
     register_error_handlers(app)
     bodies = BodyModels(schema, settings.max_batch)
     errors = ErrorDocs(
@@ -111,8 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     explainers = ExplainerSlot(settings.explain_top)  # the live model's, shared by both routes
     endpoints: dict[str, tuple[ASGIApp, APIRoute]] = {
-        PATH: (PredictEndpoint(watcher, metrics, bodies.record, explainers), documented[PATH]),
-        BATCH_PATH: (BatchEndpoint(watcher, metrics, bodies.batch, explainers), documented[BATCH_PATH]),
+        PATH: (PredictEndpoint(watcher, metrics, bodies.record, explainers, drift), documented[PATH]),
+        BATCH_PATH: (BatchEndpoint(watcher, metrics, bodies.batch, explainers, drift), documented[BATCH_PATH]),
     }
     serve_predict(app, endpoints)
     add_docs(app, app.openapi_url or "/openapi.json")

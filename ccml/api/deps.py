@@ -10,6 +10,7 @@ from starlette.types import Scope
 from ccml.api.metrics import ApiMetrics
 from ccml.core.contracts import Predictor
 from ccml.core.errors import ModelNotLoadedError
+from ccml.models.serving.drift import DriftMonitor
 from ccml.models.serving.watcher import ChampionWatcher
 
 NO_MODEL_MESSAGE = "no model is loaded yet: train one and promote it to 'champion'"
@@ -25,6 +26,11 @@ async def get_watcher(request: Request) -> ChampionWatcher:
 async def get_metrics(request: Request) -> ApiMetrics:
     """Return the app's ``ApiMetrics``."""
     return cast(ApiMetrics, request.app.state.metrics)
+
+
+async def get_drift(request: Request) -> DriftMonitor:
+    """Return the app's ``DriftMonitor``."""
+    return cast(DriftMonitor, request.app.state.drift)
 
 
 def live_predictor(watcher: ChampionWatcher, scope: Scope) -> Predictor:
@@ -45,3 +51,4 @@ async def get_predictor(request: Request) -> Predictor:
 WatcherDep = Annotated[ChampionWatcher, Depends(get_watcher)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+DriftDep = Annotated[DriftMonitor, Depends(get_drift)]

@@ -2,7 +2,9 @@
 
 With several worker processes (``ccml serve --workers N``) each process counts its own
 requests; ``ccml serve`` then sets ``PROMETHEUS_MULTIPROC_DIR`` so ``/metrics`` aggregates
-every worker's values from shared files, whichever worker answers the scrape.
+every worker's values from shared files, whichever worker answers the scrape. The drift gauges
+are per worker (``liveall``: one series per live process, labelled ``pid``): each worker
+summarises the inputs it scored itself, and PSIs of different samples do not add up.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from ccml.core.drift import DriftReport
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Sub-millisecond resolution: a prediction answers in well under 1 ms.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -22,7 +26,7 @@ class ApiMetrics:
     """The Prometheus metrics of one app, in a registry of its own (apps in one process never collide).
 
     Requests and their latency by method, route and status; predictions by label; reload attempts
-    by outcome; the version served.
+    by outcome; the version served; each feature's drift (PSI) and the live rows it is measured on.
     """
 
     def __init__(self) -> None:
@@ -48,6 +52,21 @@ class ApiMetrics:
             registry=self.registry,
             multiprocess_mode="liveall",
         )
+        self.drift_psi = Gauge(
+            "ccml_drift_psi",
+            "PSI of each feature's inputs scored by this process against the serving version's training "
+            "reference (NaN: no inputs yet, or no reference).",
+            ["feature"],
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self.drift_rows = Gauge(
+            "ccml_drift_live_rows",
+            "Inputs this process scored since the serving version loaded (the sample of ccml_drift_psi).",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self._drift_features: dict[str, None] = {}  # every feature a gauge was set for, in schema order
         self._version: str | None = None
         self._by_label: dict[str, Any] = {}
         self._by_request: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -84,6 +103,16 @@ class ApiMetrics:
         self.reloads.labels("success" if success else "failure").inc()
         if success:
             self.model_loaded(version)
+
+    def drift(self, report: DriftReport) -> None:
+        """Set the drift gauges from ``report``; a feature without a PSI in it (none yet, or a version without
+        a reference) reads NaN."""
+        psi = {feature.feature: feature.psi for feature in report.features}
+        self._drift_features.update(dict.fromkeys(psi))
+        for name in list(self._drift_features):
+            value = psi.get(name)
+            self.drift_psi.labels(name).set(float("nan") if value is None else value)
+        self.drift_rows.set(report.rows)
 
     def render(self) -> bytes:
         """Return the metrics in Prometheus's text format (``CONTENT_TYPE``).

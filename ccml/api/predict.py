@@ -38,6 +38,7 @@ from ccml.api.errors import response_for
 from ccml.api.explain_query import explain_top
 from ccml.api.metrics import ApiMetrics
 from ccml.core.contracts import Predictor
+from ccml.models.serving.drift import DriftMonitor
 from ccml.models.serving.explanations import ExplainerSlot, explain_records, explanation
 from ccml.models.serving.watcher import ChampionWatcher
 
@@ -130,17 +131,24 @@ def _dumps(answer: dict[str, Any]) -> bytes:
 
 class PredictEndpoint:
     """One record in, ``{prediction, probability, model_version}`` out, from the live model; with
-    ``?explain=true`` also its ``explanation`` (see ``ccml.models.serving.explanations``)."""
+    ``?explain=true`` also its ``explanation`` (see ``ccml.models.serving.explanations``). The record
+    goes into the drift summary (``drift``) once scored."""
 
     path = PATH  # the route label RequestContextMiddleware reads for metrics and logs
 
     def __init__(
-        self, watcher: ChampionWatcher, metrics: ApiMetrics, record_model: type[BaseModel], explainers: ExplainerSlot
+        self,
+        watcher: ChampionWatcher,
+        metrics: ApiMetrics,
+        record_model: type[BaseModel],
+        explainers: ExplainerSlot,
+        drift: DriftMonitor | None = None,
     ) -> None:
         self.watcher = watcher
         self.metrics = metrics
         self.record_model = record_model
         self.explainers = explainers
+        self.drift = drift
 
     def answer(self, body: bytes, content_type: str | None, scope: Scope) -> dict[str, Any]:
         """Return the answer to one ``/predict`` body, counted in the metrics.
@@ -153,6 +161,8 @@ class PredictEndpoint:
         predictor = live_predictor(self.watcher, scope)
         answer = count_and_label(predictor, self.metrics, predictor.predict_one(record))
         answer["model_version"] = predictor.version
+        if self.drift is not None:
+            self.drift.record(predictor, record)
         return answer
 
     def explained(self, body: bytes, content_type: str | None, scope: Scope, top: int) -> dict[str, Any]:
@@ -168,6 +178,8 @@ class PredictEndpoint:
         answer = count_and_label(predictor, self.metrics, predictor.predict_one(record))
         answer["model_version"] = predictor.version
         answer["explanation"] = explanation(explainer, record, contributions, top)
+        if self.drift is not None:
+            self.drift.record(predictor, record)
         return answer
 
     def content(self, body: bytes, content_type: str | None, scope: Scope) -> bytes:
@@ -190,17 +202,24 @@ class PredictEndpoint:
 
 class BatchEndpoint:
     """``{"instances": [...]}`` in, ``{predictions: [{prediction, probability}], model_version}`` out, in
-    request order, every answer from one model call of the live model."""
+    request order, every answer from one model call of the live model; the records go into the drift
+    summary (``drift``) once scored."""
 
     path = BATCH_PATH
 
     def __init__(
-        self, watcher: ChampionWatcher, metrics: ApiMetrics, batch_model: type[BaseModel], explainers: ExplainerSlot
+        self,
+        watcher: ChampionWatcher,
+        metrics: ApiMetrics,
+        batch_model: type[BaseModel],
+        explainers: ExplainerSlot,
+        drift: DriftMonitor | None = None,
     ) -> None:
         self.watcher = watcher
         self.metrics = metrics
         self.batch_model = batch_model
         self.explainers = explainers
+        self.drift = drift
 
     def explained(self, body: bytes, content_type: str | None, scope: Scope, top: int) -> bytes:
         """``content`` with each prediction's ``explanation`` (``top`` factors), in request order."""
@@ -209,6 +228,8 @@ class BatchEndpoint:
         explainer = self.explainers.explainer(predictor)
         records = [vars(instance) for instance in instances]
         probabilities = predictor.predict_proba(records).tolist()
+        if self.drift is not None:
+            self.drift.record_many(predictor, records)
         explanations = explain_records(explainer, records, top)
         items = []
         for probability, explained in zip(probabilities, explanations, strict=True):
@@ -231,7 +252,10 @@ class BatchEndpoint:
                 return self.explained(body, content_type, scope, top)
         instances = parse_body(self.batch_model, body, content_type).instances  # type: ignore[attr-defined]
         predictor = live_predictor(self.watcher, scope)
-        probabilities = predictor.predict_proba([vars(instance) for instance in instances]).tolist()
+        records = [vars(instance) for instance in instances]
+        probabilities = predictor.predict_proba(records).tolist()
+        if self.drift is not None:
+            self.drift.record_many(predictor, records)
         threshold = predictor.threshold
         negative, positive = (json.dumps(label, ensure_ascii=False) for label in predictor.labels)
         # repr(float) is what json.dumps writes for a float; the probabilities are finite, within [0, 1].

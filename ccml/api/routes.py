@@ -11,9 +11,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from ccml.api.bodies import BodyModels, HealthResponse, ReadyResponse, ReloadResponse
-from ccml.api.deps import MetricsDep, PredictorDep, WatcherDep
+from ccml.api.deps import DriftDep, MetricsDep, PredictorDep, WatcherDep
 from ccml.api.error_docs import ErrorDocs
 from ccml.api.metrics import CONTENT_TYPE
+from ccml.core.drift import DriftReport
 from ccml.core.model_files import REPORT_FILE
 from ccml.models.serving.explanations import MAX_TOP
 
@@ -122,6 +123,17 @@ def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | N
             raise HTTPException(404, message)
         headers = {"Content-Security-Policy": REPORT_POLICY, "X-Content-Type-Options": "nosniff"}
         return Response(page, media_type="text/html; charset=utf-8", headers=headers)
+
+    @router.get(
+        "/drift",
+        response_model=DriftReport,
+        responses={**errors.no_model, **auth},
+        dependencies=protected,
+        tags=["operations"],
+        summary="Each feature's drift: the inputs scored since this version loaded against its training data (PSI)",
+    )
+    async def drift(predictor: PredictorDep, monitor: DriftDep) -> DriftReport:
+        return monitor.report(predictor)
 
     @router.get(
         "/metrics",

@@ -11,11 +11,11 @@ import sys
 
 import typer
 
-from ccml.cli import activity, models, schema, serving, sql, training, tuning
+from ccml.cli import activity, drift, models, schema, serving, sql, training, tuning
 from ccml.cli.common import app
 from ccml.core.errors import ConfigError
 
-__all__ = ["activity", "app", "main", "models", "schema", "serving", "sql", "training", "tuning"]
+__all__ = ["activity", "app", "drift", "main", "models", "schema", "serving", "sql", "training", "tuning"]
 
 
 def main() -> None:

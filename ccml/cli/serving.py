@@ -12,6 +12,7 @@ import typer
 from ccml.cli.common import JsonOption, app, emit, load_settings, user_errors
 from ccml.core.contracts import CHAMPION
 from ccml.core.errors import DataSourceError, InvalidInputError
+from ccml.core.schema import FeatureSchema
 from ccml.core.settings import Settings
 
 # -- predict -----------------------------------------------------------------------------
@@ -19,7 +20,8 @@ Records = list[Any]
 Ids = list[dict[str, Any]]
 
 
-def _csv_records(data: bytes, origin: str, settings: Settings) -> tuple[Records, Ids]:
+def read_csv_records(data: bytes, origin: str, schema: FeatureSchema) -> tuple[Records, Ids]:
+    """A CSV file's rows as ``schema``'s feature records (not yet validated), and each row's id columns."""
     import io
 
     import pandas as pd
@@ -31,12 +33,15 @@ def _csv_records(data: bytes, origin: str, settings: Settings) -> tuple[Records,
     # typing of the cells, which the record model expects. Ids keep their text ("007").
     text = read_csv_text(data, origin)
     typed = pd.read_csv(io.BytesIO(data), skipinitialspace=True, header=0, names=list(text.columns))
-    schema = settings.feature_schema()
     present = [c for c in schema.id_columns if c in text.columns]
     ids: Ids = [
         {str(c): (None if pd.isna(v) else v) for c, v in row.items()} for row in text[present].to_dict("records")
     ]
     return records_from_frame(typed, schema), ids if present else [{} for _ in range(len(typed))]
+
+
+def _csv_records(data: bytes, origin: str, settings: Settings) -> tuple[Records, Ids]:
+    return read_csv_records(data, origin, settings.feature_schema())
 
 
 def _json_records(text: str, settings: Settings) -> tuple[Records, Ids]:

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ccml.core.decision import DecisionRule, ReliabilityCurve
+from ccml.core.drift import DriftReference
 from ccml.core.errors import ArtifactIntegrityError
 from ccml.core.fairness_report import FairnessReport
 from ccml.core.model_files import ARTIFACT_FILES, PICKLE_FILE, SKOPS_FILE, dump_pipeline, load_pickle, load_pipeline
@@ -172,6 +173,9 @@ class Manifest(_Model):
     # Left out when unset (manifests of plugins, and those written before ccml recorded them).
     calibration: Annotated[str | None, Field(exclude_if=lambda value: value is None)] = None
     decision: Annotated[DecisionRule | None, Field(exclude_if=lambda rule: rule is None)] = None
+    # Each feature's training distribution, for drift monitoring (ccml.core.drift). Left out when
+    # None, so manifests written before the field existed dump (and verify) as before.
+    reference: Annotated[DriftReference | None, Field(exclude_if=lambda reference: reference is None)] = None
     signature: str | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from ccml.core import backend_settings
 from ccml.core.backend_settings import UnknownSettingWarning
+from ccml.core.drift import DriftThresholds
 from ccml.core.errors import ConfigError
 from ccml.core.registry import REGISTRIES, Registry
 from ccml.core.schema import FeatureSchema, load_schema
@@ -171,6 +172,11 @@ class Settings(BaseSettings):
         20.0, description="Longest a client may take to send a request body; a slower or stalled one gets 408."
     )
 
+    # Drift monitoring
+    drift_watch_psi: Annotated[float, Field(gt=0)] = Field(0.1, description="PSI from which a feature is 'watch'.")
+    drift_alert_psi: Annotated[float, Field(gt=0)] = Field(0.25, description="PSI from which a feature is 'drift'.")
+    drift_min_rows: Annotated[int, Field(ge=1)] = Field(500, description="Fewer live rows: status 'too_few_rows'.")
+
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="debug | info | warning | error."
@@ -216,6 +222,13 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty or blank: unset it to run without signatures")
         return value
 
+    @field_validator("drift_alert_psi")
+    @classmethod
+    def _alert_above_watch(cls, value: float, info: ValidationInfo) -> float:
+        if value <= (watch := info.data.get("drift_watch_psi", 0.0)):
+            raise ValueError(f"must be above CCML_DRIFT_WATCH_PSI ({watch})")
+        return value
+
     @field_validator("cv_folds")
     @classmethod
     def _cv_folds(cls, value: int) -> int:
@@ -259,6 +272,10 @@ class Settings(BaseSettings):
             "allow_unsigned_pickle": self.allow_unsigned_pickle,
             "max_file_bytes": self.max_artifact_bytes,
         }
+
+    def drift_thresholds(self) -> DriftThresholds:
+        """The PSI thresholds and the live sample size of the drift statuses."""
+        return DriftThresholds(self.drift_watch_psi, self.drift_alert_psi, self.drift_min_rows)
 
     @property
     def models_root(self) -> Path:

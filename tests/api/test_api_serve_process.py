@@ -20,6 +20,7 @@ from ccml.api.body import body_limit
 from ccml.core.components import build_model_store
 from ccml.core.schema import load_schema
 from ccml.core.settings import Settings
+from tests.api.conftest import metric_samples
 
 pytestmark = pytest.mark.integration
 
@@ -182,6 +183,11 @@ def test_ccml_serve_with_two_workers_serves_keep_alive_requests_and_aggregates_m
     predict_ok = {"method": "POST", "route": "/predict", "status": "200"}
     assert read_metric(metrics, "ccml_http_requests_total", **predict_ok) == requests
     assert read_metric(metrics, "ccml_model_reloads_total", outcome="success") == 2
+    # The drift gauges are per worker (a pid label each): every worker summarises the inputs it scored.
+    drift_rows = [dict(labels) for (name, labels) in metric_samples(metrics) if name == "ccml_drift_live_rows"]
+    psi_series = [dict(labels) for (name, labels) in metric_samples(metrics) if name == "ccml_drift_psi"]
+    assert len({labels["pid"] for labels in drift_rows}) == 2
+    assert len(psi_series) == 2 * len(load_schema().features)
     assert exit_status in GRACEFUL_EXIT
     assert not list(scratch.glob("ccml-metrics-*")), "the multi-process metrics directory outlived the server"
 

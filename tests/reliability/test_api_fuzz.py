@@ -136,4 +136,4 @@ def test_schemathesis_finds_no_failure(
     else:
         # ignored_auth sent every protected operation's cases without the key, and each was refused.
         assert refused == protected, run.statuses
-        assert {"/predict", "/predict/batch", "/model", "/metrics", "/admin/reload"} <= protected
+        assert {"/predict", "/predict/batch", "/model", "/drift", "/metrics", "/admin/reload"} <= protected

@@ -25,6 +25,7 @@ from ccml.core.types import TrainingResult, ValidatedTable
 from ccml.models.training.evaluation import compute_metrics, cross_validate, holdout_split, reliability_curve
 from ccml.models.training.explainer_export import training_input_means
 from ccml.models.training.fairness import FairnessPlan, evaluate_fairness
+from ccml.models.training.reference import build_reference
 from ccml.models.training.thresholds import THRESHOLD_FOLDS, choose_threshold, out_of_fold_scores
 
 log = structlog.get_logger(__name__)
@@ -82,6 +83,7 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
     model = trainer.fit(train_features, table.target[train], table.schema)
     log.info("model_fitted", trainer=trainer.name, rows=len(train), seconds=round(time.perf_counter() - started, 2))
     means = training_input_means(model, train_features)
+    reference = build_reference(table.schema, train_features)
     del train_features
     holdout_features = table.features.iloc[holdout].reset_index(drop=True)
     holdout_target = table.target[holdout]
@@ -122,6 +124,7 @@ def train_and_evaluate(trainer: Trainer, table: ValidatedTable, plan: Evaluation
         ),
         calibration=getattr(model, "calibration", None),
         decision=decision,
+        reference=reference,
     )
     artifact = with_files(manifest, model.files(), getattr(model, "pipeline", None))
     return TrainingResult(
