@@ -4,7 +4,7 @@ display, no pyplot state shared between threads)."""
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -116,17 +116,25 @@ def horizons(points: Sequence[HorizonPoint]) -> bytes:
     return _png(figure)
 
 
-def group_bars(title: str, groups: Sequence[str], values: dict[str, Sequence[float | None]]) -> bytes:
-    """Grouped bars: one bar per metric for each group (None: not computable for that group)."""
-    figure = Figure(figsize=(max(5.0, 1.1 * len(groups) + 2), 3.8))
-    axes = figure.subplots()
-    width = 0.8 / max(len(values), 1)
-    positions = np.arange(len(groups))
-    for k, (metric, numbers) in enumerate(values.items()):
-        heights = [np.nan if v is None else v for v in numbers]
-        axes.bar(positions + k * width, heights, width, label=metric)
-    axes.set_xticks(positions + width * (len(values) - 1) / 2, groups, fontsize=8, rotation=20)
-    axes.set(title=title, ylim=(0, 1))
-    axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize=8)
+Panel = tuple[str, Sequence[str], Mapping[str, Sequence[float | None]]]
+
+
+def group_bars(panels: Sequence[Panel]) -> bytes:
+    """One panel per group column (title, groups, metric -> value per group; None: not computable),
+    two panels a row, in one figure: grouped bars, one per metric for each group."""
+    columns = min(2, len(panels))
+    rows = -(-len(panels) // columns)
+    figure = Figure(figsize=(6.0 * columns, 3.6 * rows))
+    grid = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
+    for axes, (title, groups, values) in zip(grid, panels, strict=False):
+        width = 0.8 / max(len(values), 1)
+        positions = np.arange(len(groups))
+        for k, (metric, numbers) in enumerate(values.items()):
+            axes.bar(positions + k * width, [np.nan if v is None else v for v in numbers], width, label=metric)
+        axes.set_xticks(positions + width * (len(values) - 1) / 2, list(groups), fontsize=8, rotation=20)
+        axes.set(title=title, ylim=(0, 1))
+        axes.grid(axis="y", alpha=0.3)
+        axes.legend(fontsize=7)
+    for axes in grid[len(panels) :]:
+        axes.set_visible(False)
     return _png(figure)

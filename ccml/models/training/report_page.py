@@ -151,36 +151,32 @@ def _fairness(manifest: Manifest) -> str:
         + "".join(f'<li class="{"flag" if report.flagged else "muted"}">{_e(text)}</li>' for text in flagged)
         + "</ul>"
     )
-    for column in report.columns:
-        values = [g.value for g in column.groups]
-        bars = figures.group_bars(
+    panels = [
+        (
             f"{column.name} ({column.column})",
-            values,
+            [g.value for g in column.groups],
             {
                 "ROC AUC": [g.roc_auc for g in column.groups],
                 "FPR": [g.fpr for g in column.groups],
                 "FNR": [g.fnr for g in column.groups],
             },
         )
+        for column in report.columns
+    ]
+    if panels:
+        parts.append(_image(figures.group_bars(panels), "ROC AUC, FPR and FNR per group"))
+    header = ["group", "size", "completed", "ROC AUC", "calibration gap", "FPR", "FNR", "ABROCA", "p", "why"]
+    for column in report.columns:
         rows = [
             (
                 _e(g.value) + (' <span class="flag">flagged</span>' if g.flagged else ""),
-                _number(g.size),
-                _number(g.positives),
-                _number(g.roc_auc),
-                _number(g.calibration_gap),
-                _number(g.fpr),
-                _number(g.fnr),
-                _number(g.abroca),
-                _number(g.p_value),
+                *(_number(v) for v in (g.size, g.positives, g.roc_auc, g.calibration_gap, g.fpr, g.fnr)),
+                *(_number(v) for v in (g.abroca, g.p_value)),
                 _e("; ".join([*g.reasons, *g.notes])),
             )
             for g in column.groups
         ]
-        header = ["group", "size", "completed", "ROC AUC", "calibration gap", "FPR", "FNR", "ABROCA", "p", "why"]
-        parts.append(
-            f"<h3>{_e(column.name)}</h3>" + _image(bars, f"{column.name}: metrics per group") + _table(header, rows)
-        )
+        parts.append(f"<h3>{_e(column.name)}</h3>" + _table(header, rows))
         parts.extend(f'<p class="muted">{_e(note)}</p>' for note in column.notes)
     parts.extend(f'<p class="muted">{_e(note)}</p>' for note in report.notes)
     return _section("fairness", "Fairness", "".join(parts))
