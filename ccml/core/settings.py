@@ -18,8 +18,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from ccml.core import backend_settings
 from ccml.core.backend_settings import UnknownSettingWarning
-from ccml.core.drift import DriftThresholds
 from ccml.core.errors import ConfigError
+from ccml.core.insight_settings import Calibration as Calibration
+from ccml.core.insight_settings import CalibrationChoice as CalibrationChoice
+from ccml.core.insight_settings import InsightSettings
+from ccml.core.insight_settings import ThresholdPolicy as ThresholdPolicy
 from ccml.core.registry import REGISTRIES, Registry
 from ccml.core.schema import FeatureSchema, load_schema
 
@@ -29,12 +32,9 @@ OTHER_VARIABLES = frozenset({"CCML_HOST", "CCML_PORT", "CCML_WORKERS"})
 
 Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "brier"]
 LogFormat = Literal["auto", "json", "console"]
-Calibration = Literal["none", "sigmoid", "isotonic"]
-CalibrationChoice = Literal["auto", "none", "sigmoid", "isotonic"]
-ThresholdPolicy = Literal["fixed", "recall", "alert_budget"]
 
 
-class Settings(BaseSettings):
+class Settings(InsightSettings):
     """ccml's configuration. Field ``x`` is read from ``CCML_X`` (case-insensitive)."""
 
     model_config = SettingsConfigDict(
@@ -78,38 +78,6 @@ class Settings(BaseSettings):
     min_rows: Annotated[int, Field(ge=2)] = Field(50, description="Fewer valid rows than this refuse to train.")
     decision_threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
         0.5, description="Probability at or above which the answer is Completed (the fixed threshold policy)."
-    )
-    calibration: CalibrationChoice = Field(
-        "auto",
-        description="Probability calibration of the built-in trainers: auto (each trainer's measured default) "
-        "| none | sigmoid | isotonic.",
-    )
-    threshold_policy: ThresholdPolicy = Field(
-        "fixed",
-        description="How training chooses the decision threshold: fixed (CCML_DECISION_THRESHOLD) | recall "
-        "(flag CCML_THRESHOLD_TARGET of the students who will not complete) | alert_budget (flag the "
-        "CCML_THRESHOLD_TARGET share most at risk).",
-    )
-    threshold_target: Annotated[float, Field(gt=0, lt=1)] | None = Field(
-        None, description="The recall or the alert budget (a share, e.g. 0.1) of the recall and alert_budget policies."
-    )
-    explain_top: Annotated[int, Field(ge=1, le=100)] = Field(
-        5, description="Factors per explanation (?explain=true, ccml predict --explain) unless ?top= says otherwise."
-    )
-    fairness_permutations: Annotated[int, Field(ge=0, le=100_000)] = Field(
-        1000, description="Shuffles of group membership in the fairness permutation tests (0 = no tests)."
-    )
-    fairness_alpha: Annotated[float, Field(gt=0, lt=1)] = Field(
-        0.05, description="Significance level of a group column's tests (split over its groups)."
-    )
-    fairness_auc_gap: Annotated[float, Field(ge=0, le=1)] = Field(
-        0.05, description="A group's ROC AUC this far below the others' (and significant) is flagged."
-    )
-    fairness_rate_gap: Annotated[float, Field(ge=0, le=1)] = Field(
-        0.05, description="A group's FPR or FNR this far above the others' (and significant) is flagged."
-    )
-    fairness_min_group_size: Annotated[int, Field(ge=1)] = Field(
-        30, description="Groups of fewer holdout rows are reported but never flagged."
     )
 
     # Activity logs
@@ -172,11 +140,6 @@ class Settings(BaseSettings):
         20.0, description="Longest a client may take to send a request body; a slower or stalled one gets 408."
     )
 
-    # Drift monitoring
-    drift_watch_psi: Annotated[float, Field(gt=0)] = Field(0.1, description="PSI from which a feature is 'watch'.")
-    drift_alert_psi: Annotated[float, Field(gt=0)] = Field(0.25, description="PSI from which a feature is 'drift'.")
-    drift_min_rows: Annotated[int, Field(ge=1)] = Field(500, description="Fewer live rows: status 'too_few_rows'.")
-
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="debug | info | warning | error."
@@ -222,13 +185,6 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty or blank: unset it to run without signatures")
         return value
 
-    @field_validator("drift_alert_psi")
-    @classmethod
-    def _alert_above_watch(cls, value: float, info: ValidationInfo) -> float:
-        if value <= (watch := info.data.get("drift_watch_psi", 0.0)):
-            raise ValueError(f"must be above CCML_DRIFT_WATCH_PSI ({watch})")
-        return value
-
     @field_validator("cv_folds")
     @classmethod
     def _cv_folds(cls, value: int) -> int:
@@ -272,10 +228,6 @@ class Settings(BaseSettings):
             "allow_unsigned_pickle": self.allow_unsigned_pickle,
             "max_file_bytes": self.max_artifact_bytes,
         }
-
-    def drift_thresholds(self) -> DriftThresholds:
-        """The PSI thresholds and the live sample size of the drift statuses."""
-        return DriftThresholds(self.drift_watch_psi, self.drift_alert_psi, self.drift_min_rows)
 
     @property
     def models_root(self) -> Path:
