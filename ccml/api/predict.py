@@ -150,46 +150,34 @@ class PredictEndpoint:
         self.explainers = explainers
         self.drift = drift
 
-    def answer(self, body: bytes, content_type: str | None, scope: Scope) -> dict[str, Any]:
-        """Return the answer to one ``/predict`` body, counted in the metrics.
+    def answer(self, body: bytes, content_type: str | None, scope: Scope, top: int | None = None) -> dict[str, Any]:
+        """Return the answer to one ``/predict`` body, counted in the metrics; with ``top``, also the
+        prediction's ``explanation`` (``top`` factors).
 
         Raises:
             RequestValidationError: the body is empty, not JSON, or not a valid record.
             ModelNotLoadedError: no model is loaded yet.
+            ExplanationUnavailableError: ``top`` is given and the live version has no explainer (409).
         """
         record = parse_record(self.record_model, body, content_type)
         predictor = live_predictor(self.watcher, scope)
+        if top is not None:  # before counting: a refused explanation is not a prediction
+            explainer = self.explainers.explainer(predictor)
+            contributions = explainer.explain_one(explainer.encoder.row(record))
         answer = count_and_label(predictor, self.metrics, predictor.predict_one(record))
         answer["model_version"] = predictor.version
-        if self.drift is not None:
-            self.drift.record(predictor, record)
-        return answer
-
-    def explained(self, body: bytes, content_type: str | None, scope: Scope, top: int) -> dict[str, Any]:
-        """``answer`` with the prediction's ``explanation`` (``top`` factors).
-
-        Raises:
-            ExplanationUnavailableError: the live version has no explainer (409), besides ``answer``'s errors.
-        """
-        record = parse_record(self.record_model, body, content_type)
-        predictor = live_predictor(self.watcher, scope)
-        explainer = self.explainers.explainer(predictor)
-        contributions = explainer.explain_one(explainer.encoder.row(record))
-        answer = count_and_label(predictor, self.metrics, predictor.predict_one(record))
-        answer["model_version"] = predictor.version
-        answer["explanation"] = explanation(explainer, record, contributions, top)
+        if top is not None:
+            answer["explanation"] = explanation(explainer, record, contributions, top)
         if self.drift is not None:
             self.drift.record(predictor, record)
         return answer
 
     def content(self, body: bytes, content_type: str | None, scope: Scope) -> bytes:
-        """The JSON bytes of ``answer`` (of ``explained`` when the query asks for it)."""
+        """The JSON bytes of ``answer`` (explained when the query asks for it)."""
         query = scope.get("query_string")
-        if query:  # the only work a plain /predict does for explanations
-            top = explain_top(query, self.explainers.top)
-            if top is not None:
-                return _dumps(self.explained(body, content_type, scope, top))
-        return _dumps(self.answer(body, content_type, scope))
+        # Reading the query is the only work a plain /predict does for explanations.
+        top = explain_top(query, self.explainers.top) if query else None
+        return _dumps(self.answer(body, content_type, scope, top))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer ``POST /predict`` as an ASGI app: errors as ``response_for`` maps them, none to a client that left.

@@ -96,12 +96,7 @@ def build_router(bodies: BodyModels, protected: list[Any], errors: ErrorDocs | N
         summary="The serving model's manifest: version, metrics, schema, created time; fairness_flags if any groups",
     )
     async def model(predictor: PredictorDep) -> dict[str, Any]:
-        stored = predictor.artifact.manifest
-        manifest: dict[str, Any] = stored.model_dump(mode="json", by_alias=True)
-        if stored.evaluation.fairness is not None:
-            # The groups the model serves worse, at the top where nobody has to dig for them.
-            manifest["fairness_flags"] = stored.evaluation.fairness.flagged
-        return manifest
+        return predictor.artifact.manifest.document()
 
     @router.get(
         "/model/report",

@@ -53,11 +53,7 @@ def models_show(ref: Annotated[str, typer.Argument(help="A version id or an alia
     from ccml.core.components import build_model_store
 
     store = build_model_store(load_settings())
-    stored = store.manifest(store.resolve(ref))
-    manifest = stored.model_dump(mode="json", by_alias=True)
-    if stored.evaluation.fairness is not None:
-        manifest["fairness_flags"] = stored.evaluation.fairness.flagged
-    emit(manifest, True, str)
+    emit(store.manifest(store.resolve(ref)).document(), True, str)
 
 
 @models_app.command("report")

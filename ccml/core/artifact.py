@@ -151,6 +151,14 @@ class Manifest(_Model):
             raise ValueError(f"unknown file name(s) {shown}; a version holds only {sorted(ARTIFACT_FILES)}")
         return files
 
+    def document(self) -> dict[str, Any]:
+        """The manifest as ``GET /model`` and ``ccml models show`` show it: its JSON, with the fairness
+        report's flags on top as ``fairness_flags`` (where nobody has to dig for them) when it has one."""
+        shown: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
+        if self.evaluation.fairness is not None:
+            shown["fairness_flags"] = self.evaluation.fairness.flagged
+        return shown
+
     def to_json(self) -> bytes:
         """Return the stored form: indented JSON, the schema under its ``schema`` key, NaN metrics as strings."""
         return self.model_dump_json(by_alias=True, indent=2).encode()

@@ -20,7 +20,6 @@ logistic regression) or a calibrator stored as data (Platt sigmoid, isotonic int
 from __future__ import annotations
 
 import io
-import math
 import zipfile
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -36,6 +35,8 @@ from ccml.models.serving.input_plan import FEW_ROWS, InputPlan
 FORMAT: Final = 1
 LinkKind = Literal["identity", "logistic", "sigmoid_calibration", "isotonic_calibration"]
 LINKS: Final = ("identity", "logistic", "sigmoid_calibration", "isotonic_calibration")
+# 1 / (1 + exp(-s)): the logistic link of raw log-odds scores, as a sigmoid map.
+LOGISTIC: Final = CalibrationMap("sigmoid", "raw", a=-1.0, b=0.0)
 METHODS: Final = {"forest": "tree_path", "boosting": "tree_path", "linear": "linear"}
 
 
@@ -57,15 +58,11 @@ def _unpack(data: bytes, max_bytes: int) -> dict[str, np.ndarray[Any, Any]]:
         return {name: npz[name] for name in npz.files}
 
 
-def _sigmoid(exponent: float) -> float:
-    """``1 / (1 + exp(exponent))`` without overflow."""
-    return 0.0 if exponent > 700 else 1.0 / (1.0 + math.exp(exponent))
-
-
 @dataclass(frozen=True)
 class Link:
     """Score -> completion probability: monotone, so a contribution's sign is its direction. A
-    calibrated version's link is its ``CalibrationMap``, the one its ONNX graph is served through."""
+    calibrated version's link is its ``CalibrationMap``, the one its ONNX graph is served through;
+    the logistic link is the sigmoid map with a = -1, b = 0."""
 
     kind: LinkKind
     calibration: CalibrationMap | None = None
@@ -84,16 +81,12 @@ class Link:
         """Apply the link to an array of scores."""
         if self.calibration is not None:
             return self.calibration.apply(scores)
-        if self.kind == "logistic":
-            return np.asarray(1.0 / (1.0 + np.exp(-scores)), dtype=np.float64)
         return np.clip(scores, 0.0, 1.0)
 
     def probability(self, score: float) -> float:
         """Apply the link to one score (plain Python, the one-record path)."""
         if self.calibration is not None:
             return self.calibration.one(score)
-        if self.kind == "logistic":
-            return _sigmoid(-score)
         return 0.0 if score < 0.0 else 1.0 if score > 1.0 else score
 
 
@@ -119,7 +112,9 @@ def _link(arrays: dict[str, np.ndarray[Any, Any]]) -> Link:
         return Link(
             "isotonic_calibration", CalibrationMap("isotonic", "raw", x=tuple(xs.tolist()), y=tuple(ys.tolist()))
         )
-    return Link(kind)  # type: ignore[arg-type]
+    if kind == "logistic":
+        return Link("logistic", LOGISTIC)
+    return Link("identity")
 
 
 class Explainer:
