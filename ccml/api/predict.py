@@ -39,6 +39,7 @@ from ccml.api.explain_query import explain_top
 from ccml.api.metrics import ApiMetrics
 from ccml.core.contracts import Predictor
 from ccml.models.serving.drift import DriftMonitor
+from ccml.models.serving.explainer import Explainer
 from ccml.models.serving.explanations import ExplainerSlot, explain_records, explanation
 from ccml.models.serving.watcher import ChampionWatcher
 
@@ -209,15 +210,24 @@ class BatchEndpoint:
         self.explainers = explainers
         self.drift = drift
 
-    def explained(self, body: bytes, content_type: str | None, scope: Scope, top: int) -> bytes:
-        """``content`` with each prediction's ``explanation`` (``top`` factors), in request order."""
+    def _scored(
+        self, body: bytes, content_type: str | None, scope: Scope, explain: bool
+    ) -> tuple[Predictor, Explainer | None, list[dict[str, Any]], list[float]]:
+        """The live model, its explainer (when asked: looked up first, so a refused explanation scores
+        nothing), the batch's records and their probabilities, counted in the drift summary."""
         instances = parse_body(self.batch_model, body, content_type).instances  # type: ignore[attr-defined]
         predictor = live_predictor(self.watcher, scope)
-        explainer = self.explainers.explainer(predictor)
+        explainer = self.explainers.explainer(predictor) if explain else None
         records = [vars(instance) for instance in instances]
         probabilities = predictor.predict_proba(records).tolist()
         if self.drift is not None:
             self.drift.record_many(predictor, records)
+        return predictor, explainer, records, probabilities
+
+    def explained(self, body: bytes, content_type: str | None, scope: Scope, top: int) -> bytes:
+        """``content`` with each prediction's ``explanation`` (``top`` factors), in request order."""
+        predictor, explainer, records, probabilities = self._scored(body, content_type, scope, explain=True)
+        assert explainer is not None  # asked for: _scored raised if the version has none
         explanations = explain_records(explainer, records, top)
         items = []
         for probability, explained in zip(probabilities, explanations, strict=True):
@@ -234,16 +244,10 @@ class BatchEndpoint:
             ModelNotLoadedError: no model is loaded yet.
         """
         query = scope.get("query_string")
-        if query:
-            top = explain_top(query, self.explainers.top)
-            if top is not None:
-                return self.explained(body, content_type, scope, top)
-        instances = parse_body(self.batch_model, body, content_type).instances  # type: ignore[attr-defined]
-        predictor = live_predictor(self.watcher, scope)
-        records = [vars(instance) for instance in instances]
-        probabilities = predictor.predict_proba(records).tolist()
-        if self.drift is not None:
-            self.drift.record_many(predictor, records)
+        top = explain_top(query, self.explainers.top) if query else None
+        if top is not None:
+            return self.explained(body, content_type, scope, top)
+        predictor, _, _, probabilities = self._scored(body, content_type, scope, explain=False)
         threshold = predictor.threshold
         negative, positive = (json.dumps(label, ensure_ascii=False) for label in predictor.labels)
         # repr(float) is what json.dumps writes for a float; the probabilities are finite, within [0, 1].
